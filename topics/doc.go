@@ -1,0 +1,45 @@
+// Package topics is pushd's topic registry: which local subscribers want which
+// topic, the NATS subscriptions that bring those topics to this node, and the
+// fan-out that hands each message to the event loops that have subscribers.
+//
+// It knows nothing of sockets or WebSocket state; a Subscriber is anything
+// with a Deliver method, and a Loop is anything that can run a function on
+// its own goroutine.
+//
+// # Data flow
+//
+//	NATS reader goroutine (nats.go)
+//	   │ ChanSubscribe: non-blocking send, drop + count when full
+//	   ▼
+//	worker i (one per Config.Workers; topic → worker by hash, so per-topic order holds)
+//	   │ seq++ ; encode the frame once into a pooled buffer
+//	   │ for each shard with ≥1 subscriber: Retain, append to the shard's queue
+//	   ▼ the first append into an idle queue calls Loop.Execute(drain) — once per burst
+//	event loop goroutine: drain
+//	   │ for each queued frame, Deliver to every local subscriber of its topic
+//	   │ Loop.Flush once, then Release every frame
+//	   ▼
+//	subscribers (pushd: conns) write the frame bytes
+//
+// # Ownership
+//
+//	what                                   owner / guard
+//	Hub config, partitions, workers        immutable after New
+//	partition.topics, topicState.nsub,     partition.mu (write: first/last local
+//	topicState.shards (copy-on-write)        subscriber of a topic; read: the worker)
+//	topicState.seq                         the partition's worker goroutine
+//	Shard.topics, shardTopic.subs,         the Shard's loop goroutine
+//	Subscription.idx, Shard.spare
+//	Shard.queue, scheduled, stopped        Shard.mu (workers append, the drain swaps)
+//	Frame reference count                  atomic; any goroutine
+//
+// # Lock order
+//
+// partition.mu is taken before nats.go's own connection lock (Subscribe and
+// Unsubscribe call nats while holding it, so the first-subscriber and
+// last-subscriber decisions and the upstream subscription change are one
+// atomic step). Shard.mu is a leaf: nothing else is locked while it is held,
+// and no lock is held while calling Loop.Execute. Hub.shardsMu is a leaf too.
+// The fan-out path takes one partition read lock per message and one
+// Shard.mu per (message, shard); it takes no lock per subscriber.
+package topics

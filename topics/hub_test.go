@@ -1,0 +1,753 @@
+package topics
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/pushd/pushd/codec"
+)
+
+// subscribe subscribes r to topic on s, on s's loop goroutine.
+func subscribe(tb testing.TB, s *Shard, r *recorder, topic string) *Subscription {
+	tb.Helper()
+	var x *Subscription
+	var err error
+	r.loop.do(tb, func() { x, err = s.Subscribe(topic, r) })
+	if err != nil {
+		tb.Fatalf("Subscribe(%q): %v", topic, err)
+	}
+	return x
+}
+
+// unsubscribe removes x on l's goroutine.
+func unsubscribe(tb testing.TB, s *Shard, l *testLoop, x *Subscription) {
+	tb.Helper()
+	l.do(tb, func() { s.Unsubscribe(x) })
+}
+
+// waitIdle waits until every frame has been released by every holder.
+func waitIdle(tb testing.TB, h *Hub) {
+	tb.Helper()
+	waitFor(tb, "frames released", func() bool { return h.Stats().FramesLive == 0 })
+}
+
+// payloads returns n test payloads of assorted kinds and sizes, chosen so
+// that the frames need all three header lengths (RFC 6455 §5.2: 7-bit,
+// 16-bit and 64-bit payload length).
+func payloads(n int) [][]byte {
+	out := make([][]byte, n)
+	for i := range out {
+		switch i % 5 {
+		case 0, 1:
+			out[i] = fmt.Appendf(nil, `{"n":%d}`, i) // JSON passes through
+		case 2:
+			out[i] = fmt.Appendf(nil, "plain text %d", i) // becomes a JSON string
+		case 3:
+			out[i] = append([]byte{0xff, 0xfe}, byte(i)) // not UTF-8: base64
+		case 4:
+			big := 200
+			if i%10 == 9 {
+				big = 70000
+			}
+			out[i] = fmt.Appendf(nil, `{"n":%d,"pad":%q}`, i, strings.Repeat("x", big))
+		}
+	}
+	return out
+}
+
+func TestFanout(t *testing.T) {
+	ns := startNATS(t, -1)
+	nc := connect(t, ns)
+	plain := connect(t, ns) // a backend with its own connection
+	h := newHub(t, nc, Config{})
+
+	publishers := []struct {
+		name    string
+		topic   string
+		publish func(topic string, data []byte) error
+	}{
+		{"Hub.Publish", "news.hub", h.Publish},
+		{"plain nats.Conn", "news.plain", func(topic string, data []byte) error {
+			return plain.Publish("pushd."+topic, data)
+		}},
+	}
+	for _, pub := range publishers {
+		t.Run(pub.name, func(t *testing.T) {
+			topic := pub.topic
+			loops := []*testLoop{newTestLoop(t), newTestLoop(t)}
+			shards := []*Shard{h.NewShard(loops[0]), h.NewShard(loops[1])}
+			var subs, others []*recorder
+			for i, n := range []int{3, 2} {
+				for range n {
+					r := &recorder{loop: loops[i], tb: t}
+					subscribe(t, shards[i], r, topic)
+					subs = append(subs, r)
+				}
+				o := &recorder{loop: loops[i], tb: t}
+				subscribe(t, shards[i], o, topic+".other")
+				others = append(others, o)
+			}
+			flush(t, nc)
+			before := h.Stats()
+
+			data := payloads(50)
+			for _, d := range data {
+				if err := pub.publish(topic, d); err != nil {
+					t.Fatalf("publish: %v", err)
+				}
+			}
+			for _, r := range subs {
+				waitFor(t, "all pushes", func() bool { return len(r.received(t)) == len(data) })
+				for i, p := range r.received(t) {
+					want := codec.AppendPush(nil, topic, uint64(i+1), data[i])
+					if p.Type != "message" || p.Topic != topic || p.Seq != uint64(i+1) || !bytes.Equal(p.payload, want) {
+						t.Fatalf("push %d = %s (seq %d), want %s", i, p.payload, p.Seq, want)
+					}
+				}
+			}
+			st := h.Stats()
+			if got := st.MessagesIn - before.MessagesIn; got != int64(len(data)) {
+				t.Errorf("MessagesIn grew by %d, want %d", got, len(data))
+			}
+			if got := st.Deliveries - before.Deliveries; got != int64(len(data)*len(subs)) {
+				t.Errorf("Deliveries grew by %d, want %d", got, len(data)*len(subs))
+			}
+			if got := st.Handoffs - before.Handoffs; got < 2 || got > int64(2*len(data)) {
+				t.Errorf("Handoffs grew by %d, want between 2 and %d", got, 2*len(data))
+			}
+			for _, o := range others {
+				if got := o.received(t); len(got) != 0 {
+					t.Errorf("subscriber of another topic got %d pushes", len(got))
+				}
+			}
+			waitIdle(t, h)
+		})
+	}
+}
+
+func TestPrefix(t *testing.T) {
+	ns := startNATS(t, -1)
+	nc := connect(t, ns)
+	h := newHub(t, nc, Config{Prefix: "app.push", Workers: 1})
+	l := newTestLoop(t)
+	s := h.NewShard(l)
+	r := &recorder{loop: l, tb: t}
+	subscribe(t, s, r, "x")
+	flush(t, nc)
+	for _, subj := range []string{"pushd.x", "app.push.x"} {
+		if err := nc.Publish(subj, []byte(`"`+subj+`"`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "push", func() bool { return len(r.received(t)) == 1 })
+	if got := r.received(t)[0]; string(got.Data) != `"app.push.x"` || got.Topic != "x" {
+		t.Errorf("got %s, want the message sent to app.push.x", got.payload)
+	}
+}
+
+func TestInterest(t *testing.T) {
+	ns := startNATS(t, -1)
+	nc := connect(t, ns)
+	h := newHub(t, nc, Config{})
+	base := ns.NumSubscriptions()
+	loops := []*testLoop{newTestLoop(t), newTestLoop(t)}
+	shards := []*Shard{h.NewShard(loops[0]), h.NewShard(loops[1])}
+
+	check := func(step string, upstream uint32, local int64) {
+		t.Helper()
+		flush(t, nc)
+		if got := ns.NumSubscriptions() - base; got != upstream {
+			t.Errorf("%s: server has %d subscriptions, want %d", step, got, upstream)
+		}
+		st := h.Stats()
+		if st.UpstreamSubs != int64(upstream) || st.Topics != int64(upstream) || st.Subscriptions != local {
+			t.Errorf("%s: Stats %+v, want %d upstream, %d local", step, st, upstream, local)
+		}
+	}
+	check("before", 0, 0)
+	type held struct {
+		shard int
+		x     *Subscription
+	}
+	var xs []held
+	for i, shard := range []int{0, 1, 0} {
+		r := &recorder{loop: loops[shard], tb: t}
+		xs = append(xs, held{shard, subscribe(t, shards[shard], r, "interest.t")})
+		check(fmt.Sprintf("after subscribe %d", i+1), 1, int64(i+1))
+	}
+	for i, x := range xs {
+		unsubscribe(t, shards[x.shard], loops[x.shard], x.x)
+		unsubscribe(t, shards[x.shard], loops[x.shard], x.x) // idempotent
+		want := uint32(1)
+		if i == len(xs)-1 {
+			want = 0
+		}
+		check(fmt.Sprintf("after unsubscribe %d", i+1), want, int64(len(xs)-i-1))
+	}
+}
+
+// TestChurn subscribes and unsubscribes 1,000 topics on two shards at once,
+// with messages flowing, so that "last subscriber leaves on one shard" races
+// "first subscriber joins on the other" over and over.
+func TestChurn(t *testing.T) {
+	const nTopics = 1000
+	ns := startNATS(t, -1)
+	nc := connect(t, ns)
+	h := newHub(t, nc, Config{})
+	base := ns.NumSubscriptions()
+	names := make([]string, nTopics)
+	for i := range names {
+		names[i] = fmt.Sprintf("churn.%d", i)
+	}
+	loops := []*testLoop{newTestLoop(t), newTestLoop(t)}
+	shards := []*Shard{h.NewShard(loops[0]), h.NewShard(loops[1])}
+	held := []map[string]*Subscription{{}, {}}
+	recs := [][]*recorder{nil, nil} // every subscriber ever made, per shard
+
+	stop := make(chan struct{})
+	var pubWG sync.WaitGroup
+	pubWG.Go(func() {
+		rng := rand.New(rand.NewPCG(1, 2))
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := h.Publish(names[rng.IntN(nTopics)], []byte(`{}`)); err != nil {
+				t.Errorf("publish: %v", err)
+				return
+			}
+			time.Sleep(20 * time.Microsecond)
+		}
+	})
+
+	// onEachShard runs fn(shard index, rng) on every shard's loop at once.
+	onEachShard := func(fn func(i int, rng *rand.Rand)) {
+		var wg sync.WaitGroup
+		for i := range shards {
+			wg.Go(func() {
+				rng := rand.New(rand.NewPCG(uint64(i), 7))
+				loops[i].do(t, func() { fn(i, rng) })
+			})
+		}
+		wg.Wait()
+	}
+	toggle := func(i int, name string) {
+		if x := held[i][name]; x != nil {
+			shards[i].Unsubscribe(x)
+			delete(held[i], name)
+			return
+		}
+		r := &recorder{loop: loops[i], tb: t}
+		recs[i] = append(recs[i], r)
+		x, err := shards[i].Subscribe(name, r)
+		if err != nil {
+			t.Errorf("Subscribe: %v", err)
+			return
+		}
+		held[i][name] = x
+	}
+
+	onEachShard(func(i int, rng *rand.Rand) {
+		for _, k := range rng.Perm(nTopics) {
+			toggle(i, names[k])
+		}
+	})
+	flush(t, nc)
+	if got := ns.NumSubscriptions() - base; got != nTopics {
+		t.Errorf("all subscribed: server has %d subscriptions, want %d", got, nTopics)
+	}
+	if st := h.Stats(); st.UpstreamSubs != nTopics || st.Topics != nTopics || st.Subscriptions != 2*nTopics {
+		t.Errorf("all subscribed: Stats %+v", st)
+	}
+
+	// Random toggles in small steps, so both shards interleave often.
+	for range 20 {
+		onEachShard(func(i int, rng *rand.Rand) {
+			for range 250 {
+				toggle(i, names[rng.IntN(nTopics)])
+			}
+		})
+	}
+	onEachShard(func(i int, rng *rand.Rand) {
+		for _, name := range names {
+			if x := held[i][name]; x != nil {
+				toggle(i, name)
+			}
+		}
+	})
+	close(stop)
+	pubWG.Wait()
+
+	flush(t, nc)
+	if got := ns.NumSubscriptions() - base; got != 0 {
+		t.Errorf("all unsubscribed: server has %d subscriptions, want 0", got)
+	}
+	if st := h.Stats(); st.UpstreamSubs != 0 || st.Topics != 0 || st.Subscriptions != 0 {
+		t.Errorf("all unsubscribed: Stats %+v", st)
+	}
+	// The churn subscribers never collected, so every frame delivered to
+	// them is still held; release those and check nothing else is.
+	for i, l := range loops {
+		l.do(t, func() {
+			for _, r := range recs[i] {
+				r.collect()
+			}
+		})
+	}
+	if st := h.Stats(); st.Deliveries == 0 {
+		t.Errorf("no deliveries during churn: %+v", st)
+	}
+	waitIdle(t, h)
+}
+
+// TestFramesReleased checks the reference counting end to end: many topics,
+// two shards, subscribers that keep frames past Flush; once they let go,
+// every frame is back in the pool.
+func TestFramesReleased(t *testing.T) {
+	ns := startNATS(t, -1)
+	nc := connect(t, ns)
+	h := newHub(t, nc, Config{Workers: 3})
+	loops := []*testLoop{newTestLoop(t), newTestLoop(t)}
+	shards := []*Shard{h.NewShard(loops[0]), h.NewShard(loops[1])}
+	var recs []*recorder
+	for i := range 10 {
+		for j, s := range shards {
+			if (i+j)%3 == 0 {
+				continue // some topics live on one shard only
+			}
+			r := &recorder{loop: loops[j], tb: t}
+			subscribe(t, s, r, fmt.Sprintf("rel.%d", i))
+			recs = append(recs, r)
+		}
+	}
+	flush(t, nc)
+	const perTopic = 30
+	for n := range perTopic {
+		for i := range 10 {
+			if err := h.Publish(fmt.Sprintf("rel.%d", i), fmt.Appendf(nil, "%d", n)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	want := int64(perTopic * len(recs))
+	waitFor(t, "deliveries", func() bool { return h.Stats().Deliveries == want })
+	if live := h.Stats().FramesLive; live == 0 {
+		t.Error("FramesLive = 0 while subscribers still hold frames")
+	}
+	for _, r := range recs {
+		if got := r.received(t); len(got) != perTopic {
+			t.Errorf("%d pushes, want %d", len(got), perTopic)
+		}
+	}
+	waitIdle(t, h)
+	if st := h.Stats(); st.FramesEncoded != 10*perTopic {
+		t.Errorf("FramesEncoded = %d, want %d", st.FramesEncoded, 10*perTopic)
+	}
+}
+
+func TestStoppedLoop(t *testing.T) {
+	ns := startNATS(t, -1)
+	nc := connect(t, ns)
+
+	t.Run("Execute fails", func(t *testing.T) {
+		h := newHub(t, nc, Config{})
+		dead, live := newTestLoop(t), newTestLoop(t)
+		ds, ls := h.NewShard(dead), h.NewShard(live)
+		subscribe(t, ds, &recorder{loop: dead, tb: t}, "stop.a")
+		r := &recorder{loop: live, tb: t}
+		subscribe(t, ls, r, "stop.a")
+		flush(t, nc)
+		dead.stop()
+
+		const n = 20
+		for i := range n {
+			if err := h.Publish("stop.a", fmt.Appendf(nil, "%d", i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		waitFor(t, "live shard deliveries", func() bool { return len(r.received(t)) == n })
+		waitFor(t, "drops counted", func() bool { return h.Stats().DroppedLoopStopped == n })
+		waitIdle(t, h)
+		if got := ds.handoffs.Load(); got != 1 {
+			t.Errorf("stopped shard: %d Execute calls, want 1 (the one that failed)", got)
+		}
+	})
+
+	t.Run("loop stops with a drain pending", func(t *testing.T) {
+		h := newHub(t, nc, Config{})
+		l := newTestLoop(t)
+		s := h.NewShard(l)
+		subscribe(t, s, &recorder{loop: l, tb: t}, "stop.b")
+		flush(t, nc)
+		// Block the loop, let a drain queue up behind the blocker, then stop
+		// the loop: like gnet, it never runs the queued drain.
+		block := make(chan struct{})
+		if err := l.Execute(func() { <-block }); err != nil {
+			t.Fatal(err)
+		}
+		const n = 5
+		for i := range n {
+			if err := h.Publish("stop.b", fmt.Appendf(nil, "%d", i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		waitFor(t, "frames queued", func() bool { return h.Stats().FramesEncoded == n })
+		l.stopOnce.Do(func() { close(l.done) })
+		close(block)
+		<-l.exited
+		if live := h.Stats().FramesLive; live != n {
+			t.Fatalf("FramesLive = %d before Stop, want %d stuck in the queue", live, n)
+		}
+		s.Stop()
+		s.Stop() // idempotent
+		if st := h.Stats(); st.FramesLive != 0 || st.DroppedLoopStopped != n {
+			t.Errorf("after Stop: FramesLive %d, DroppedLoopStopped %d; want 0, %d", st.FramesLive, st.DroppedLoopStopped, n)
+		}
+		if err := h.Publish("stop.b", []byte("1")); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "later frame dropped", func() bool { return h.Stats().DroppedLoopStopped == n+1 })
+		waitIdle(t, h)
+	})
+}
+
+func TestShardQueueFull(t *testing.T) {
+	ns := startNATS(t, -1)
+	nc := connect(t, ns)
+	h := newHub(t, nc, Config{ShardQueueLen: 4})
+	l := newTestLoop(t)
+	s := h.NewShard(l)
+	r := &recorder{loop: l, tb: t}
+	subscribe(t, s, r, "full")
+	flush(t, nc)
+
+	block := make(chan struct{})
+	if err := l.Execute(func() { <-block }); err != nil {
+		t.Fatal(err)
+	}
+	const n = 10
+	for i := range n {
+		if err := h.Publish("full", fmt.Appendf(nil, "%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "worker done", func() bool { return h.Stats().MessagesIn == n })
+	close(block)
+	waitFor(t, "queued pushes", func() bool { return len(r.received(t)) == 4 })
+	for i, p := range r.received(t) {
+		if p.Seq != uint64(i+1) {
+			t.Errorf("push %d has seq %d, want %d", i, p.Seq, i+1)
+		}
+	}
+	if got := h.Stats().DroppedShardQueue; got != n-4 {
+		t.Errorf("DroppedShardQueue = %d, want %d", got, n-4)
+	}
+	waitIdle(t, h)
+}
+
+// TestSlowNATS fills a worker's channel while the worker is stuck, so that
+// nats.go drops messages, and checks they are counted, also after the
+// upstream subscription is gone.
+func TestSlowNATS(t *testing.T) {
+	ns := startNATS(t, -1)
+	nc := connect(t, ns, nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
+	h := newHub(t, nc, Config{Workers: 1, QueueLen: 1})
+	l := newTestLoop(t)
+	s := h.NewShard(l)
+	r := &recorder{loop: l, tb: t}
+	x := subscribe(t, s, r, "slow")
+	flush(t, nc)
+
+	p := h.parts[0]
+	p.mu.Lock() // the worker blocks in dispatch's RLock
+	const n = 100
+	for i := range n {
+		if err := h.Publish("slow", fmt.Appendf(nil, "%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flush(t, nc) // our PING follows the messages, so they have all been handled
+	p.mu.Unlock()
+
+	waitFor(t, "worker done", func() bool {
+		st := h.Stats()
+		return st.MessagesIn+st.DroppedSlowNATS == n
+	})
+	st := h.Stats()
+	if st.DroppedSlowNATS < n-3 {
+		t.Errorf("DroppedSlowNATS = %d, want at least %d with a 1-slot channel", st.DroppedSlowNATS, n-3)
+	}
+	waitFor(t, "pushes", func() bool { return int64(len(r.received(t))) == st.MessagesIn })
+	unsubscribe(t, s, l, x)
+	if got := h.Stats().DroppedSlowNATS; got != st.DroppedSlowNATS {
+		t.Errorf("DroppedSlowNATS after unsubscribe = %d, want %d", got, st.DroppedSlowNATS)
+	}
+	waitIdle(t, h)
+}
+
+// TestNATSRestart restarts the NATS server on the same port: nats.go
+// reconnects and resubscribes by itself, and pushes flow again with seq
+// continuing, since the node's interest never ended.
+func TestNATSRestart(t *testing.T) {
+	ns := startNATS(t, -1)
+	port := ns.Addr().(*net.TCPAddr).Port
+	nc := connect(t, ns, nats.ReconnectWait(50*time.Millisecond), nats.MaxReconnects(-1),
+		nats.ReconnectJitter(0, 0))
+	h := newHub(t, nc, Config{})
+	l := newTestLoop(t)
+	s := h.NewShard(l)
+	r := &recorder{loop: l, tb: t}
+	subscribe(t, s, r, "restart")
+	flush(t, nc)
+	if err := h.Publish("restart", []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "push before restart", func() bool { return len(r.received(t)) == 1 })
+
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	ns2 := startNATS(t, port)
+	waitFor(t, "reconnect", func() bool { return h.Stats().Reconnects >= 1 && nc.IsConnected() })
+	waitFor(t, "resubscribe", func() bool { return ns2.NumSubscriptions() >= 1 })
+	flush(t, nc)
+
+	for _, d := range []string{"2", "3", "4"} {
+		if err := h.Publish("restart", []byte(d)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "pushes after restart", func() bool { return len(r.received(t)) == 4 })
+	for i, p := range r.received(t) {
+		if want := fmt.Sprint(i + 1); p.Seq != uint64(i+1) || string(p.Data) != want {
+			t.Errorf("push %d: seq %d data %s, want seq %d data %s", i, p.Seq, p.Data, i+1, want)
+		}
+	}
+	if st := h.Stats(); st.UpstreamSubs != 1 {
+		t.Errorf("UpstreamSubs = %d after reconnect, want 1", st.UpstreamSubs)
+	}
+	waitIdle(t, h)
+}
+
+func TestClose(t *testing.T) {
+	ns := startNATS(t, -1)
+	nc := connect(t, ns)
+	base := ns.NumSubscriptions()
+	h := newHub(t, nc, Config{})
+	l := newTestLoop(t)
+	s := h.NewShard(l)
+	r := &recorder{loop: l, tb: t}
+	x := subscribe(t, s, r, "close.a")
+	flush(t, nc)
+
+	h.Close()
+	h.Close() // idempotent
+	flush(t, nc)
+	if got := ns.NumSubscriptions() - base; got != 0 {
+		t.Errorf("server has %d subscriptions after Close, want 0", got)
+	}
+	if err := h.Publish("close.a", nil); !errors.Is(err, ErrClosed) {
+		t.Errorf("Publish after Close: %v, want ErrClosed", err)
+	}
+	l.do(t, func() {
+		if _, err := s.Subscribe("close.b", r); !errors.Is(err, ErrClosed) {
+			t.Errorf("Subscribe after Close: %v, want ErrClosed", err)
+		}
+		s.Unsubscribe(x)
+	})
+	if st := h.Stats(); st.UpstreamSubs != 0 || st.Topics != 0 || st.Subscriptions != 0 || st.FramesLive != 0 {
+		t.Errorf("Stats after Close: %+v", st)
+	}
+	if !nc.IsConnected() {
+		t.Error("Close closed the NATS connection it does not own")
+	}
+}
+
+func TestInvalidTopic(t *testing.T) {
+	ns := startNATS(t, -1)
+	nc := connect(t, ns)
+	h := newHub(t, nc, Config{})
+	l := newTestLoop(t)
+	s := h.NewShard(l)
+	for _, name := range []string{"", "a..b", ".a", "a.", "a.*", "a.>", "a b", strings.Repeat("x", codec.MaxTopicLen+1)} {
+		t.Run(fmt.Sprintf("%q", name), func(t *testing.T) {
+			var err error
+			l.do(t, func() { _, err = s.Subscribe(name, &recorder{loop: l, tb: t}) })
+			if !errors.Is(err, codec.ErrInvalidTopic) {
+				t.Errorf("Subscribe: %v, want ErrInvalidTopic", err)
+			}
+			if err := h.Publish(name, nil); !errors.Is(err, codec.ErrInvalidTopic) {
+				t.Errorf("Publish: %v, want ErrInvalidTopic", err)
+			}
+		})
+	}
+	if st := h.Stats(); st.UpstreamSubs != 0 || st.Subscriptions != 0 {
+		t.Errorf("Stats after invalid subscribes: %+v", st)
+	}
+}
+
+func TestNewConfig(t *testing.T) {
+	ns := startNATS(t, -1)
+	nc := connect(t, ns)
+	tests := []struct {
+		name    string
+		nc      *nats.Conn
+		cfg     Config
+		wantErr bool
+	}{
+		{"defaults", nc, Config{}, false},
+		{"nested prefix", nc, Config{Prefix: "a.b", Workers: 2, QueueLen: 8}, false},
+		{"nil conn", nil, Config{}, true},
+		{"wildcard prefix", nc, Config{Prefix: "a.*"}, true},
+		{"trailing dot prefix", nc, Config{Prefix: "a."}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, err := New(tt.nc, tt.cfg)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("New: err %v, want error %v", err, tt.wantErr)
+			}
+			if h != nil {
+				h.Close()
+			}
+		})
+	}
+}
+
+// TestUnsubscribeSwapRemove removes subscribers from the middle, the end and
+// the start of a topic's list (and most of a large crowd, which shrinks the
+// list) and checks that exactly the remaining ones receive.
+func TestUnsubscribeSwapRemove(t *testing.T) {
+	ns := startNATS(t, -1)
+	nc := connect(t, ns)
+	h := newHub(t, nc, Config{})
+	l := newTestLoop(t)
+	s := h.NewShard(l)
+	const n = 200
+	recs := make([]*recorder, n)
+	xs := make([]*Subscription, n)
+	for i := range recs {
+		recs[i] = &recorder{loop: l, tb: t}
+		xs[i] = subscribe(t, s, recs[i], "swap")
+	}
+	keep := map[int]bool{0: true, 1: true, 57: true, 100: true, 198: true}
+	order := rand.New(rand.NewPCG(3, 4)).Perm(n)
+	l.do(t, func() {
+		for _, i := range order {
+			if !keep[i] {
+				s.Unsubscribe(xs[i])
+			}
+		}
+		st := s.topics["swap"]
+		if len(st.subs) != len(keep) || cap(st.subs) > 64 {
+			t.Errorf("after removals: len %d cap %d, want len %d and a shrunk list", len(st.subs), cap(st.subs), len(keep))
+		}
+		for j, x := range st.subs {
+			if x.idx != j {
+				t.Errorf("subs[%d] has idx %d", j, x.idx)
+			}
+		}
+	})
+	flush(t, nc)
+	if err := h.Publish("swap", []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "deliveries", func() bool { return h.Stats().Deliveries == int64(len(keep)) })
+	for i, r := range recs {
+		if got, want := len(r.received(t)), map[bool]int{true: 1}[keep[i]]; got != want {
+			t.Errorf("subscriber %d got %d pushes, want %d", i, got, want)
+		}
+	}
+	if x := xs[0]; x.Topic() != "swap" {
+		t.Errorf("Topic() = %q", x.Topic())
+	}
+	waitIdle(t, h)
+}
+
+// TestStaleMessages ends and restarts the node's interest in a topic while
+// messages of the old upstream subscription still wait in the worker's
+// channel: they must be dropped, not pushed to the new subscriber, whose
+// numbering starts at 1.
+func TestStaleMessages(t *testing.T) {
+	ns := startNATS(t, -1)
+	nc := connect(t, ns)
+	h := newHub(t, nc, Config{Workers: 1})
+	l := newTestLoop(t)
+	s := h.NewShard(l)
+	a := &recorder{loop: l, tb: t}
+	xa := subscribe(t, s, a, "stale")
+	flush(t, nc)
+
+	s.mu.Lock() // the worker will block handing the first message to s
+	for _, d := range []string{"1", "2", "3"} {
+		if err := h.Publish("stale", []byte(d)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flush(t, nc)
+	waitFor(t, "worker holds message 1", func() bool { return h.parts[0].messagesIn.Load() == 1 })
+	b := &recorder{loop: l, tb: t}
+	l.do(t, func() {
+		// Interest ends (upstream unsubscribe) and restarts (a new
+		// upstream subscription) while message 1 is stuck in the worker.
+		s.Unsubscribe(xa)
+		if _, err := s.Subscribe("stale", b); err != nil {
+			t.Errorf("Subscribe: %v", err)
+		}
+	})
+	s.mu.Unlock()
+	waitFor(t, "stale messages dropped", func() bool { return h.Stats().DroppedNoTopic == 2 })
+
+	flush(t, nc)
+	if err := h.Publish("stale", []byte("4")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "push", func() bool { return len(b.received(t)) == 1 })
+	if got := b.received(t)[0]; got.Seq != 1 || string(got.Data) != "4" {
+		t.Errorf("new subscriber got seq %d data %s, want seq 1 data 4", got.Seq, got.Data)
+	}
+	if got := a.received(t); len(got) != 0 {
+		t.Errorf("old subscriber got %d pushes after leaving", len(got))
+	}
+	waitIdle(t, h)
+}
+
+// TestClosedConn checks the Hub's behaviour once its NATS connection is
+// closed under it: new interest and publishing fail with nats's error, and
+// leaving still works.
+func TestClosedConn(t *testing.T) {
+	ns := startNATS(t, -1)
+	nc := connect(t, ns)
+	h := newHub(t, nc, Config{})
+	l := newTestLoop(t)
+	s := h.NewShard(l)
+	r := &recorder{loop: l, tb: t}
+	x := subscribe(t, s, r, "cc.a")
+	nc.Close()
+
+	if err := h.Publish("cc.a", nil); !errors.Is(err, nats.ErrConnectionClosed) {
+		t.Errorf("Publish: %v, want ErrConnectionClosed", err)
+	}
+	l.do(t, func() {
+		if _, err := s.Subscribe("cc.b", r); !errors.Is(err, nats.ErrConnectionClosed) {
+			t.Errorf("Subscribe: %v, want ErrConnectionClosed", err)
+		}
+		if _, err := s.Subscribe("cc.a", &recorder{loop: l, tb: t}); err != nil { // existing interest: local only
+			t.Errorf("Subscribe to a topic with interest: %v", err)
+		}
+		s.Unsubscribe(x)
+	})
+	if st := h.Stats(); st.Subscriptions != 1 || st.UpstreamSubs != 1 {
+		t.Errorf("Stats: %+v, want 1 subscription on 1 topic", st)
+	}
+}
