@@ -1,0 +1,215 @@
+package conn
+
+import (
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"github.com/pushd/pushd/codec"
+	"github.com/pushd/pushd/conn/wheel"
+	"github.com/pushd/pushd/topics"
+)
+
+// Handler is what runs on top of an open connection: the pushd protocol
+// session or the echo endpoint. Its methods run on the loop goroutine.
+type Handler interface {
+	// Open runs right after the 101 response was written.
+	Open(c *Conn, req *codec.Request)
+	// Message runs for each complete data message. p is valid only during
+	// the call.
+	Message(c *Conn, op ws.OpCode, p []byte)
+	// Closed runs once when the transport has closed.
+	Closed(c *Conn)
+}
+
+// LoopConfig configures a Loop. Every loop of a server shares one.
+type LoopConfig struct {
+	Conn     Config        // per-connection limits and timers (zero = defaults)
+	Tick     time.Duration // timing-wheel resolution
+	WSPath   string        // pushd protocol endpoint; "" = none
+	EchoPath string        // echo endpoint; "" = none
+	Metrics  *Metrics      // shared counters; must not be nil
+	// Writev, when set, replaces Transport.Writev for flushing pushes. The
+	// engine uses it to write with a per-loop iovec array instead of one
+	// allocated per call. It runs on the loop goroutine.
+	Writev func(tr Transport, bs [][]byte) (int, error)
+}
+
+// Loop is the environment shared by the connections of one event loop: the
+// timing wheel, the push outbox, scratch buffers and the topic shard.
+// Except where noted, its methods run on that loop's goroutine only.
+type Loop struct {
+	// Immutable after NewLoop.
+	cfg        Config
+	upLimits   codec.UpgradeLimits
+	tick       time.Duration
+	start      time.Time
+	pingTicks  uint64
+	pongTicks  uint64
+	closeTicks uint64
+	hsTicks    uint64
+	wsPath     string
+	echoPath   string
+	metrics    *Metrics
+	shard      *topics.Shard
+	proto      protoHandler
+	echo       echoHandler
+	writev     func(Transport, [][]byte) (int, error)
+
+	// Owned by the loop goroutine.
+	feeding *Conn // the connection inside Feed, if any
+	wheel   *wheel.Wheel[Conn]
+	conns   []*Conn
+	scratch []byte
+	hdr     [14]byte
+	iov2    [2][]byte
+	out     []outNode // queued pushes, linked per connection; out[0] is unused
+	dirty   []*Conn   // connections with queued pushes
+	iov     [][]byte  // writev scratch
+}
+
+type outNode struct {
+	b    []byte
+	next int32
+}
+
+// maxIovec is the most buffers one writev may take (Linux IOV_MAX).
+const maxIovec = 1024
+
+// NewLoop returns the environment of one event loop. shard may be nil when
+// the server has no topic hub. Any goroutine; the Loop then belongs to the
+// loop goroutine.
+func NewLoop(cfg LoopConfig, shard *topics.Shard) *Loop {
+	c := cfg.Conn.WithDefaults()
+	tick := cfg.Tick
+	if tick <= 0 {
+		tick = time.Second
+	}
+	ticks := func(d time.Duration) uint64 {
+		n := uint64((d + tick - 1) / tick)
+		if n == 0 {
+			n = 1
+		}
+		return n
+	}
+	l := &Loop{
+		cfg:        c,
+		upLimits:   codec.UpgradeLimits{MaxHeaderBytes: c.MaxHeaderBytes, MaxHeaders: c.MaxHeaders},
+		tick:       tick,
+		start:      time.Now(),
+		pingTicks:  ticks(c.PingInterval),
+		pongTicks:  ticks(c.PongTimeout),
+		closeTicks: ticks(c.CloseTimeout),
+		hsTicks:    ticks(c.HandshakeTimeout),
+		wsPath:     cfg.WSPath,
+		echoPath:   cfg.EchoPath,
+		metrics:    cfg.Metrics,
+		shard:      shard,
+		scratch:    make([]byte, 0, 4096),
+		out:        make([]outNode, 1, 1024),
+		iov:        make([][]byte, 0, maxIovec),
+		writev:     cfg.Writev,
+	}
+	if l.writev == nil {
+		l.writev = func(tr Transport, bs [][]byte) (int, error) { return tr.Writev(bs) }
+	}
+	l.wheel = wheel.New(256, func(c *Conn) { c.onTimer() })
+	return l
+}
+
+// Open registers a newly accepted connection and arms its handshake
+// deadline.
+func (l *Loop) Open(tr Transport) *Conn {
+	c := &Conn{l: l, tr: tr, idx: int32(len(l.conns))}
+	c.timer.Init(c)
+	l.conns = append(l.conns, c)
+	l.wheel.Schedule(&c.timer, l.hsTicks)
+	l.metrics.Accepted.Add(1)
+	return c
+}
+
+func (l *Loop) remove(c *Conn) {
+	last := l.conns[len(l.conns)-1]
+	l.conns[c.idx] = last
+	last.idx = c.idx
+	l.conns[len(l.conns)-1] = nil
+	l.conns = l.conns[:len(l.conns)-1]
+}
+
+// Len returns the number of connections on the loop.
+func (l *Loop) Len() int { return len(l.conns) }
+
+// route picks the handler for an upgrade request, or the rejection.
+func (l *Loop) route(req *codec.Request) (Handler, string, *codec.HandshakeError) {
+	switch {
+	case req.Path == l.wsPath && l.wsPath != "":
+		return &l.proto, "", nil
+	case req.Path == l.echoPath && l.echoPath != "":
+		return &l.echo, "", nil
+	}
+	return nil, "", &codec.HandshakeError{Status: 404, Reason: "not found"}
+}
+
+// Advance moves the timing wheel to the current time, firing due timers:
+// handshake deadlines, heartbeat pings, pong timeouts and close timeouts.
+func (l *Loop) Advance(now time.Time) {
+	l.wheel.Advance(uint64(now.Sub(l.start) / l.tick))
+}
+
+// CloseAll starts the close handshake on every open connection with code
+// and reason, and drops connections still in the handshake. Used for a
+// graceful stop (1001).
+func (l *Loop) CloseAll(code codec.StatusCode, reason string) {
+	// CloseWith may remove connections from l.conns; walk a copy.
+	cs := append([]*Conn(nil), l.conns...)
+	for _, c := range cs {
+		c.CloseWith(code, reason)
+	}
+}
+
+func (l *Loop) queue(c *Conn, b []byte) {
+	i := int32(len(l.out))
+	l.out = append(l.out, outNode{b: b})
+	if c.qhead == 0 {
+		c.qhead = i
+		l.dirty = append(l.dirty, c)
+	} else {
+		l.out[c.qtail].next = i
+	}
+	c.qtail = i
+}
+
+// Flush writes every push queued since the last Flush, one writev per
+// connection (at most maxIovec frames per call), and applies the
+// slow-consumer policy. The queued bytes must stay valid until Flush
+// returns; after it they are no longer referenced.
+func (l *Loop) Flush() {
+	var frames, calls int64
+	for i, c := range l.dirty {
+		l.dirty[i] = nil
+		head := c.qhead
+		c.qhead, c.qtail = 0, 0
+		if c.state != StateOpen || c.flags&flagCloseReq != 0 {
+			continue // closed by an earlier write in this flush
+		}
+		iov := l.iov[:0]
+		for j := head; j != 0; j = l.out[j].next {
+			iov = append(iov, l.out[j].b)
+			frames++
+			if len(iov) == maxIovec || l.out[j].next == 0 {
+				calls++
+				_, err := l.writev(c.tr, iov)
+				clear(iov)
+				iov = iov[:0]
+				if err != nil || c.state == StateClosed || !c.checkOutbound() {
+					break
+				}
+			}
+		}
+	}
+	l.dirty = l.dirty[:0]
+	clear(l.out)
+	l.out = l.out[:1]
+	l.metrics.FramesOut.Add(frames)
+	l.metrics.Writevs.Add(calls)
+}
