@@ -1,0 +1,34 @@
+package netpoll
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/pushd/pushd/conn"
+	"github.com/pushd/pushd/topics"
+)
+
+// Config configures a Server. Zero fields take defaults.
+type Config struct {
+	// Addr is the TCP address to listen on, "host:port". Port 0 picks a free
+	// port; Server.Addr reports the bound address. Default ":8080".
+	Addr string
+	// Loops is the number of event loops. Default: GOMAXPROCS.
+	Loops int
+	// WSPath is the path of the pushd protocol endpoint. Default "/ws".
+	WSPath string
+	// EchoPath, when set, enables an echo endpoint at that path that sends
+	// every complete data message back with its opcode. It exists for RFC
+	// 6455 conformance testing and is off by default.
+	EchoPath string
+	// Conn holds the per-connection limits and heartbeat timers.
+	Conn conn.Config
+	// Tick is the timing wheel's resolution. Default: 1s, or less when a
+	// configured timeout is shorter than 4 ticks.
+	Tick time.Duration
+	// Hub is the topic registry. When nil, the WSPath endpoint still speaks
+	// the protocol but every subscribe fails with "internal".
+	Hub *topics.Hub
+	// Logger receives structured logs. Default slog.Default().
+	Logger *slog.Logger
+}

@@ -1,0 +1,279 @@
+// Package netpoll runs pushd's WebSocket listener on gnet v2 event loops. It
+// is the only package that imports gnet: it turns gnet's callbacks into calls
+// on conn's per-loop state machines, drives each loop's timing wheel from the
+// engine ticker, implements topics.Loop so fan-out enters each loop with one
+// hand-off per batch, and stops gracefully.
+package netpoll
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+	"github.com/panjf2000/gnet/v2/pkg/logging"
+	"golang.org/x/sys/unix"
+
+	"github.com/pushd/pushd/codec"
+	"github.com/pushd/pushd/conn"
+	"github.com/pushd/pushd/topics"
+)
+
+// Server is a running WebSocket listener. Its methods are safe for
+// concurrent use.
+type Server struct {
+	// Static after Start.
+	cfg     Config
+	log     *slog.Logger
+	metrics *conn.Metrics
+	addr    string
+	eng     gnet.Engine
+	booted  chan struct{}
+	done    chan struct{} // closed when the engine has stopped
+	runErr  error         // valid after done is closed
+
+	draining atomic.Bool
+	stopOnce sync.Once
+	conns    atomic.Int64 // TCP connections between OnOpen and OnClose
+
+	// mu guards loops; ticker reads the copy-on-write list in loopList.
+	mu       sync.Mutex
+	loops    map[gnet.EventLoop]*loop
+	loopList atomic.Pointer[[]*loop]
+}
+
+// loop is one gnet event loop with pushd's state for it. It implements
+// topics.Loop.
+type loop struct {
+	el      gnet.EventLoop
+	env     *conn.Loop
+	advance gnet.RunnableFunc
+	iovecs  []unix.Iovec // writev scratch, owned by the loop goroutine
+}
+
+// Execute runs fn on the loop goroutine. Any goroutine.
+func (l *loop) Execute(fn func()) error {
+	return l.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+		fn()
+		return nil
+	}))
+}
+
+// Flush writes the pushes queued by a drain. Loop goroutine only.
+func (l *loop) Flush() { l.env.Flush() }
+
+// Start starts the engine and returns once it is accepting connections.
+func Start(cfg Config) (*Server, error) {
+	if cfg.Addr == "" {
+		cfg.Addr = ":8080"
+	}
+	if cfg.WSPath == "" {
+		cfg.WSPath = "/ws"
+	}
+	if cfg.Loops <= 0 {
+		cfg.Loops = runtime.GOMAXPROCS(0)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	cfg.Conn = cfg.Conn.WithDefaults()
+	if cfg.Tick <= 0 {
+		cfg.Tick = time.Second
+		for _, d := range []time.Duration{cfg.Conn.PingInterval, cfg.Conn.PongTimeout, cfg.Conn.HandshakeTimeout, cfg.Conn.CloseTimeout} {
+			for cfg.Tick > time.Millisecond && d < 4*cfg.Tick {
+				cfg.Tick /= 2
+			}
+		}
+	}
+	if !strings.HasPrefix(cfg.EchoPath, "/") && cfg.EchoPath != "" {
+		return nil, fmt.Errorf("netpoll: echo path %q must start with /", cfg.EchoPath)
+	}
+	s := &Server{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		metrics: new(conn.Metrics),
+		booted:  make(chan struct{}),
+		done:    make(chan struct{}),
+		loops:   make(map[gnet.EventLoop]*loop),
+	}
+	empty := []*loop{}
+	s.loopList.Store(&empty)
+	h := &handler{s: s}
+	go func() {
+		s.runErr = gnet.Run(h, "tcp://"+cfg.Addr,
+			gnet.WithNumEventLoop(cfg.Loops),
+			gnet.WithReuseAddr(true),
+			gnet.WithTicker(true),
+			gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+			gnet.WithLogger(gnetLogger{cfg.Logger}),
+			gnet.WithLogLevel(logging.DebugLevel),
+		)
+		close(s.done)
+	}()
+	select {
+	case <-s.booted:
+		return s, nil
+	case <-s.done:
+		if s.runErr == nil {
+			s.runErr = errors.New("netpoll: engine stopped during start")
+		}
+		return nil, s.runErr
+	}
+}
+
+// Addr returns the address the server listens on, with the bound port.
+func (s *Server) Addr() string { return s.addr }
+
+// Metrics returns the server's connection counters.
+func (s *Server) Metrics() *conn.Metrics { return s.metrics }
+
+// Serving reports whether the engine is running and not draining.
+func (s *Server) Serving() bool {
+	select {
+	case <-s.done:
+		return false
+	default:
+		return !s.draining.Load()
+	}
+}
+
+// Done returns a channel that is closed when the engine has stopped.
+func (s *Server) Done() <-chan struct{} { return s.done }
+
+// Shutdown drains the server: it stops upgrading new connections, sends
+// close 1001 to every open connection, waits until they are gone or ctx
+// ends, and then stops the engine. It returns when the engine has stopped.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopOnce.Do(func() {
+		s.draining.Store(true)
+		for _, l := range *s.loopList.Load() {
+			_ = l.Execute(func() { l.env.CloseAll(codec.StatusGoingAway, "server shutting down") })
+		}
+		for s.connections() > 0 && ctx.Err() == nil {
+			time.Sleep(5 * time.Millisecond)
+		}
+		stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.eng.Stop(stopCtx); err != nil {
+			s.log.Warn("engine stop", "err", err)
+		}
+	})
+	select {
+	case <-s.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// connections counts open TCP connections. (gnet's CountConnections races
+// with the engine's start, so the server keeps its own count.)
+func (s *Server) connections() int64 { return s.conns.Load() }
+
+// loopFor returns pushd's state for el, creating it on the first
+// connection. Loop goroutine (OnOpen).
+func (s *Server) loopFor(el gnet.EventLoop) *loop {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l := s.loops[el]; l != nil {
+		return l
+	}
+	l := &loop{el: el, iovecs: make([]unix.Iovec, 0, 1024)}
+	var shard *topics.Shard
+	if s.cfg.Hub != nil {
+		shard = s.cfg.Hub.NewShard(l)
+	}
+	l.env = conn.NewLoop(conn.LoopConfig{
+		Conn:     s.cfg.Conn,
+		Tick:     s.cfg.Tick,
+		WSPath:   s.cfg.WSPath,
+		EchoPath: s.cfg.EchoPath,
+		Metrics:  s.metrics,
+		Writev:   l.writev,
+	}, shard)
+	l.advance = func(context.Context) error {
+		l.env.Advance(time.Now())
+		return nil
+	}
+	s.loops[el] = l
+	list := append(append([]*loop(nil), *s.loopList.Load()...), l)
+	s.loopList.Store(&list)
+	return l
+}
+
+// handler adapts gnet's callbacks. Every On* method except OnTick runs on
+// an event loop goroutine; OnTick runs on the engine's ticker goroutine.
+type handler struct {
+	gnet.BuiltinEventEngine
+	s *Server
+}
+
+func (h *handler) OnBoot(eng gnet.Engine) gnet.Action {
+	s := h.s
+	s.eng = eng
+	s.addr = s.cfg.Addr
+	if fd, err := eng.Dup(); err == nil {
+		if sa, err := unix.Getsockname(fd); err == nil {
+			switch a := sa.(type) {
+			case *unix.SockaddrInet4:
+				s.addr = net.JoinHostPort(net.IP(a.Addr[:]).String(), fmt.Sprint(a.Port))
+			case *unix.SockaddrInet6:
+				s.addr = net.JoinHostPort(net.IP(a.Addr[:]).String(), fmt.Sprint(a.Port))
+			}
+		}
+		_ = unix.Close(fd)
+	}
+	close(s.booted)
+	return gnet.None
+}
+
+func (h *handler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
+	if h.s.draining.Load() {
+		return nil, gnet.Close
+	}
+	l := h.s.loopFor(gc.EventLoop())
+	h.s.conns.Add(1)
+	gc.SetContext(l.env.Open(gc))
+	return nil, gnet.None
+}
+
+func (h *handler) OnTraffic(gc gnet.Conn) gnet.Action {
+	c, _ := gc.Context().(*conn.Conn)
+	if c == nil {
+		return gnet.Close
+	}
+	buf, _ := gc.Peek(-1)
+	n, closeNow := c.Feed(buf)
+	if c.State() == conn.StateClosed {
+		return gnet.Close // closed inside a failed write; gnet ignores it
+	}
+	if n > 0 {
+		_, _ = gc.Discard(n) // never Discard(0): it drops everything
+	}
+	if closeNow {
+		return gnet.Close
+	}
+	return gnet.None
+}
+
+func (h *handler) OnClose(gc gnet.Conn, _ error) gnet.Action {
+	if c, _ := gc.Context().(*conn.Conn); c != nil {
+		c.Closed()
+		h.s.conns.Add(-1)
+	}
+	return gnet.None
+}
+
+func (h *handler) OnTick() (time.Duration, gnet.Action) {
+	for _, l := range *h.s.loopList.Load() {
+		_ = l.el.Execute(context.Background(), l.advance)
+	}
+	return h.s.cfg.Tick, gnet.None
+}
