@@ -1,0 +1,231 @@
+package bench
+
+import (
+	"syscall"
+
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"golang.org/x/sys/unix"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Client mode: the test binary re-executed with BENCH_CLIENT=1 opens
+// BENCH_N WebSocket connections to BENCH_URL_PATH on BENCH_ADDR, spreading
+// source addresses over 127.0.0.2 and up, answers pings, counts text
+// frames, and reports "ready" and then "recv <n>" lines on stdout. It exits
+// when stdin closes.
+
+const clientsPerSourceIP = 10000
+
+func TestMain(m *testing.M) {
+	if os.Getenv("BENCH_CLIENT") == "1" {
+		os.Exit(clientMain())
+	}
+	os.Exit(m.Run())
+}
+
+func clientMain() int {
+	addr := os.Getenv("BENCH_ADDR")
+	n, _ := strconv.Atoi(os.Getenv("BENCH_N"))
+	path := os.Getenv("BENCH_PATH") // may contain %d, replaced by i % BENCH_TOPICS
+	topics, _ := strconv.Atoi(os.Getenv("BENCH_TOPICS"))
+	var recv, failed atomic.Int64
+	var dials sync.WaitGroup
+	sem := make(chan struct{}, 32) // dials in flight
+	for i := 0; i < n; i++ {
+		sem <- struct{}{}
+		dials.Add(1)
+		go func(i int) {
+			p := path
+			if strings.Contains(p, "%d") {
+				p = fmt.Sprintf(p, i%topics)
+			}
+			c, err := dialWS(addr, p, sourceIP(i))
+			<-sem
+			dials.Done()
+			if err != nil {
+				if failed.Add(1) < 5 {
+					fmt.Fprintln(os.Stderr, "dial:", err)
+				}
+				return
+			}
+			readFrames(c, &recv)
+		}(i)
+	}
+	dials.Wait()
+	fmt.Printf("ready %d\n", failed.Load())
+	go func() {
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		os.Exit(0)
+	}()
+	for {
+		time.Sleep(2 * time.Millisecond)
+		fmt.Printf("recv %d\n", recv.Load())
+	}
+}
+
+// sourceIP spreads connections over 127.0.x.y source addresses,
+// clientsPerSourceIP each, starting at an address that depends on the
+// process ID so consecutive runs do not meet each other's TIME_WAIT ports.
+func sourceIP(i int) net.IP {
+	k := (os.Getpid()%200)*8 + i/clientsPerSourceIP
+	return net.IPv4(127, byte(1+k/250), 0, byte(2+k%250))
+}
+
+// dialWS opens a WebSocket from the given source address with a
+// hand-written upgrade request, and waits for the 101.
+func dialWS(addr, path string, src net.IP) (net.Conn, error) {
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: src}, Timeout: 10 * time.Second,
+		// Let connect(2) choose the source port for the whole 4-tuple
+		// instead of bind(2) reserving one for every destination.
+		Control: func(_, _ string, rc syscall.RawConn) error {
+			return rc.Control(func(fd uintptr) {
+				_ = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, unix.IP_BIND_ADDRESS_NO_PORT, 1)
+			})
+		}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	req := "GET " + path + " HTTP/1.1\r\nHost: bench\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	if _, err := io.WriteString(c, req); err != nil {
+		c.Close()
+		return nil, err
+	}
+	// Read the response head byte by byte so no frame bytes are swallowed.
+	var head []byte
+	b := make([]byte, 1)
+	for !bytes.HasSuffix(head, []byte("\r\n\r\n")) {
+		if _, err := c.Read(b); err != nil {
+			c.Close()
+			return nil, err
+		}
+		head = append(head, b[0])
+	}
+	if !bytes.HasPrefix(head, []byte("HTTP/1.1 101")) {
+		c.Close()
+		return nil, fmt.Errorf("upgrade refused: %q", head)
+	}
+	return c, nil
+}
+
+// readFrames reads server frames until EOF, counting text frames and
+// answering pings with masked pongs.
+func readFrames(c net.Conn, recv *atomic.Int64) {
+	defer c.Close()
+	r := bufio.NewReaderSize(c, 512)
+	var hdr [8]byte
+	payload := make([]byte, 0, 128)
+	for {
+		if _, err := io.ReadFull(r, hdr[:2]); err != nil {
+			return
+		}
+		op := hdr[0] & 0x0f
+		n := uint64(hdr[1] & 0x7f)
+		switch n {
+		case 126:
+			if _, err := io.ReadFull(r, hdr[:2]); err != nil {
+				return
+			}
+			n = uint64(binary.BigEndian.Uint16(hdr[:2]))
+		case 127:
+			if _, err := io.ReadFull(r, hdr[:8]); err != nil {
+				return
+			}
+			n = binary.BigEndian.Uint64(hdr[:8])
+		}
+		if op == 0x9 { // ping: answer with the same payload
+			payload = payload[:n]
+			if _, err := io.ReadFull(r, payload); err != nil {
+				return
+			}
+			pong := append([]byte{0x8a, 0x80 | byte(n), 0, 0, 0, 0}, payload...)
+			if _, err := c.Write(pong); err != nil {
+				return
+			}
+			continue
+		}
+		if _, err := r.Discard(int(n)); err != nil {
+			return
+		}
+		switch op {
+		case 0x1:
+			recv.Add(1)
+		case 0x8:
+			return
+		}
+	}
+}
+
+// clientProc is a running client process.
+type clientProc struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	recv  atomic.Int64
+	ready chan int
+}
+
+// startClients starts a client process with n connections and waits until
+// all have connected.
+func startClients(tb testing.TB, addr, path string, n, topics int) *clientProc {
+	tb.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "BENCH_CLIENT=1", "BENCH_ADDR="+addr, "BENCH_PATH="+path,
+		"BENCH_N="+strconv.Itoa(n), "BENCH_TOPICS="+strconv.Itoa(topics))
+	cmd.Stderr = os.Stderr
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	p := &clientProc{cmd: cmd, stdin: stdin, ready: make(chan int, 1)}
+	go func() {
+		s := bufio.NewScanner(stdout)
+		for s.Scan() {
+			f := strings.Fields(s.Text())
+			if len(f) != 2 {
+				continue
+			}
+			v, _ := strconv.ParseInt(f[1], 10, 64)
+			switch f[0] {
+			case "ready":
+				p.ready <- int(v)
+			case "recv":
+				p.recv.Store(v)
+			}
+		}
+	}()
+	select {
+	case failed := <-p.ready:
+		if failed > 0 {
+			tb.Fatalf("%d of %d client connections failed", failed, n)
+		}
+	case <-time.After(3 * time.Minute):
+		tb.Fatal("clients did not connect")
+	}
+	tb.Cleanup(p.stop)
+	return p
+}
+
+func (p *clientProc) stop() {
+	_ = p.stdin.Close()
+	done := make(chan struct{})
+	go func() { _ = p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		_ = p.cmd.Process.Kill()
+	}
+}

@@ -1,0 +1,80 @@
+package bench
+
+import (
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pushd/pushd/conn"
+)
+
+// BenchmarkFanout publishes b.N messages through NATS to subscribers on
+// real loopback sockets in a client process, and reports:
+//
+//	deliveries/s      pushes received by the clients per second of wall time
+//	server-ns/deliv   CPU time of the server process (engine, hub, embedded
+//	                  NATS, publisher) per delivery
+//	allocs/msg        heap allocations in the server process per published
+//	                  message, NATS included
+//	frames/writev     pushes written per writev call (the batching factor)
+//
+// Shapes: 1 topic × 5,000 subscribers and 100 topics × 50 subscribers, with
+// one and two event loops.
+func BenchmarkFanout(b *testing.B) {
+	for _, shape := range []struct{ topics, subs int }{{1, 5000}, {100, 50}} {
+		for _, loops := range []int{1, 2} {
+			name := fmt.Sprintf("topics=%d/subs=%d/loops=%d", shape.topics, shape.subs, loops)
+			b.Run(name, func(b *testing.B) { benchFanout(b, shape.topics, shape.subs, loops) })
+		}
+	}
+}
+
+func benchFanout(b *testing.B, topics, subsPerTopic, loops int) {
+	n := startNode(b, loops, conn.Config{MaxOutbound: 8 << 20})
+	total := topics * subsPerTopic
+	cl := startClients(b, n.srv.Addr(), "/ws?topics=fan.%d", total, topics)
+	waitFor(b, "subscriptions", time.Minute, func() bool { return n.hub.Stats().Subscriptions == int64(total) })
+	payload := []byte(`{"price":12345.67,"sym":"BTC-USD","pad":"` + strings.Repeat("x", 40) + `"}`)
+	subjects := make([]string, topics)
+	for i := range subjects {
+		subjects[i] = fmt.Sprintf("pushd.fan.%d", i)
+	}
+	// The publisher keeps about 100,000 deliveries in flight, then waits for
+	// the clients to catch up, so no queue grows without bound.
+	window := max(1, 100_000/subsPerTopic)
+	m0 := n.srv.Metrics()
+	frames0, writevs0 := m0.FramesOut.Load(), m0.Writevs.Load()
+	var ms0, ms1 runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms0)
+	base := cl.recv.Load()
+	start, c0 := time.Now(), cpuTime()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := n.pub.Publish(subjects[i%topics], payload); err != nil {
+			b.Fatal(err)
+		}
+		if i%window == window-1 {
+			_ = n.pub.Flush()
+			want := base + int64(i+1-window)*int64(subsPerTopic)
+			for cl.recv.Load() < want {
+				time.Sleep(50 * time.Microsecond)
+			}
+		}
+	}
+	_ = n.pub.Flush()
+	want := base + int64(b.N)*int64(subsPerTopic)
+	waitFor(b, "deliveries", 2*time.Minute, func() bool { return cl.recv.Load() >= want })
+	elapsed, cpu := time.Since(start), cpuTime()-c0
+	b.StopTimer()
+	runtime.ReadMemStats(&ms1)
+	deliveries := float64(b.N) * float64(subsPerTopic)
+	b.ReportMetric(deliveries/elapsed.Seconds(), "deliveries/s")
+	b.ReportMetric(float64(cpu.Nanoseconds())/deliveries, "server-ns/deliv")
+	b.ReportMetric(float64(ms1.Mallocs-ms0.Mallocs)/float64(b.N), "allocs/msg")
+	if w := m0.Writevs.Load() - writevs0; w > 0 {
+		b.ReportMetric(float64(m0.FramesOut.Load()-frames0)/float64(w), "frames/writev")
+	}
+}

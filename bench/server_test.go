@@ -1,0 +1,81 @@
+package bench
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/pushd/pushd/conn"
+	"github.com/pushd/pushd/netpoll"
+	"github.com/pushd/pushd/topics"
+)
+
+// node is an in-process pushd: embedded NATS, the topic hub and the engine.
+type node struct {
+	ns  *server.Server
+	nc  *nats.Conn // the hub's connection
+	pub *nats.Conn // a separate publisher connection
+	hub *topics.Hub
+	srv *netpoll.Server
+}
+
+func startNode(tb testing.TB, loops int, cc conn.Config) *node {
+	tb.Helper()
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(5 * time.Second) {
+		tb.Fatal("NATS did not start")
+	}
+	n := &node{ns: ns}
+	if n.nc, err = nats.Connect(ns.ClientURL()); err != nil {
+		tb.Fatal(err)
+	}
+	if n.pub, err = nats.Connect(ns.ClientURL()); err != nil {
+		tb.Fatal(err)
+	}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if n.hub, err = topics.New(n.nc, topics.Config{Logger: quiet}); err != nil {
+		tb.Fatal(err)
+	}
+	n.srv, err = netpoll.Start(netpoll.Config{Addr: "127.0.0.1:0", Loops: loops, Hub: n.hub, Conn: cc, Logger: quiet})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = n.srv.Shutdown(ctx)
+		n.hub.Close()
+		n.pub.Close()
+		n.nc.Close()
+		ns.Shutdown()
+	})
+	return n
+}
+
+func waitFor(tb testing.TB, what string, d time.Duration, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// cpuTime returns this process's user+system CPU time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
