@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Enforces the package boundaries in docs/architecture.md:
+#  - only netpoll imports gnet;
+#  - codec imports nothing of ours;
+#  - conn and topics never import netpoll; topics never imports conn;
+#  - nothing imports cmd/..., bench or loadtest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mod=$(go list -m)
+fail=0
+deps() { go list -deps "$1" 2>/dev/null; }
+for pkg in $(go list ./...); do
+	d=$(deps "$pkg")
+	case "$pkg" in
+	"$mod"/netpoll*|"$mod"/cmd/*|"$mod"/bench*|"$mod"/loadtest*) ;;
+	*)
+		if grep -q '^github.com/panjf2000/gnet' <<<"$d"; then
+			echo "$pkg imports gnet (only netpoll may)"; fail=1
+		fi ;;
+	esac
+	case "$pkg" in
+	"$mod"/codec*)
+		if grep "^$mod/" <<<"$d" | grep -vq "^$mod/codec"; then
+			echo "$pkg imports pushd packages (codec must import none)"; fail=1
+		fi ;;
+	"$mod"/conn*|"$mod"/topics*)
+		if grep -q "^$mod/netpoll" <<<"$d"; then echo "$pkg imports netpoll"; fail=1; fi ;;
+	esac
+	case "$pkg" in
+	"$mod"/topics*)
+		if grep -q "^$mod/conn" <<<"$d"; then echo "$pkg imports conn"; fail=1; fi ;;
+	esac
+	if grep -E "^$mod/(cmd|bench|loadtest)" <<<"$d" | grep -vqx "$pkg"; then
+		case "$pkg" in
+		"$mod"/loadtest*|"$mod"/bench*) ;; # their own sub-packages
+		*) echo "$pkg imports cmd, bench or loadtest"; fail=1 ;;
+		esac
+	fi
+done
+exit $fail
