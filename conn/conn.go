@@ -84,6 +84,8 @@ type Conn struct {
 	tokens  float32 // command rate-limit bucket
 	refill  uint32  // wheel tick of the last refill
 	strikes uint16  // commands refused in a row
+	ident   Identity
+	expires uint32 // wheel tick at which the credentials expire; 0 = never
 }
 
 // State returns the connection's state. Loop goroutine only.
@@ -132,11 +134,12 @@ func (c *Conn) handshake(p []byte) int {
 		c.reject(he)
 		return len(p)
 	}
-	h, proto, herr := c.l.route(&req)
+	h, id, proto, herr := c.l.route(&req)
 	if herr != nil {
 		c.reject(herr)
 		return len(p)
 	}
+	c.ident = id
 	buf := codec.AppendUpgradeResponse(c.l.scratch[:0], req.Key, proto)
 	c.l.scratch = buf[:0]
 	if !c.write(buf) {
@@ -145,7 +148,14 @@ func (c *Conn) handshake(p []byte) int {
 	c.state = StateOpen
 	c.h = h
 	c.lastActive = uint32(c.l.wheel.Now())
-	c.l.wheel.Schedule(&c.timer, c.l.pingTicks)
+	c.tokens = float32(c.l.cfg.CommandBurst)
+	c.refill = uint32(c.l.wheel.Now())
+	if id != nil {
+		if exp := id.Expiry(); !exp.IsZero() {
+			c.expires = uint32(c.l.wheel.Now() + c.l.ticksUntil(exp))
+		}
+	}
+	c.armOpen(c.l.pingTicks)
 	c.l.metrics.Upgrades.Add(1)
 	c.l.metrics.Open.Add(1)
 	h.Open(c, &req)
@@ -187,7 +197,9 @@ func (c *Conn) frame(p []byte) int {
 	c.flags &^= flagAwaitPong
 	switch hd.OpCode {
 	case ws.OpPing:
-		if c.state == StateOpen {
+		// Pings share the command budget, so a ping flood is throttled
+		// (no pong) and then closed with 1008 like a command flood.
+		if c.state == StateOpen && c.spendToken() {
 			c.writeFrame(ws.OpPong, payload)
 		}
 	case ws.OpPong:
@@ -440,7 +452,13 @@ func (c *Conn) onTimer() {
 		l.metrics.HandshakeTimeouts.Add(1)
 		c.closeTransport()
 	case StateOpen:
-		idle := uint64(uint32(l.wheel.Now()) - c.lastActive)
+		now := uint32(l.wheel.Now())
+		if c.expires != 0 && int32(now-c.expires) >= 0 {
+			l.metrics.TokenExpired.Add(1)
+			c.CloseWith(codec.StatusTokenExpired, "token expired")
+			return
+		}
+		idle := uint64(now - c.lastActive)
 		if c.flags&flagAwaitPong != 0 {
 			l.metrics.HeartbeatTimeouts.Add(1)
 			buf := codec.AppendCloseFrame(l.scratch[:0], codec.StatusHeartbeatTimeout, "no pong")
@@ -450,18 +468,32 @@ func (c *Conn) onTimer() {
 			return
 		}
 		if idle < l.pingTicks {
-			l.wheel.Schedule(&c.timer, l.pingTicks-idle)
+			c.armOpen(l.pingTicks - idle)
 			return
 		}
 		l.metrics.PingsSent.Add(1)
 		c.flags |= flagAwaitPong
 		if c.writeFrame(ws.OpPing, nil) {
-			l.wheel.Schedule(&c.timer, l.pongTicks)
+			c.armOpen(l.pongTicks)
 		}
 	case StateClosing, StateFailed:
 		c.closeTransport()
 	}
 }
+
+// armOpen arms the timer of an open connection for the given number of
+// ticks, or earlier if its credentials expire first.
+func (c *Conn) armOpen(ticks uint64) {
+	if c.expires != 0 {
+		left := int32(c.expires - uint32(c.l.wheel.Now()))
+		ticks = min(ticks, uint64(max(left, 1)))
+	}
+	c.l.wheel.Schedule(&c.timer, ticks)
+}
+
+// Identity returns the connection's identity, nil when anonymous. Loop
+// goroutine only.
+func (c *Conn) Identity() Identity { return c.ident }
 
 // Closed tells the connection that its transport has closed, for any
 // reason. It releases everything the connection holds. It is called by the

@@ -33,6 +33,32 @@ type LoopConfig struct {
 	// engine uses it to write with a per-loop iovec array instead of one
 	// allocated per call. It runs on the loop goroutine.
 	Writev func(tr Transport, bs [][]byte) (int, error)
+
+	// Admit, when set, decides whether a valid upgrade request to the
+	// protocol endpoint may proceed, before the 101 is written: it returns
+	// the client's identity (nil: anonymous) and the subprotocol to echo,
+	// or the HTTP rejection. It runs on the loop goroutine and must not
+	// block.
+	Admit func(req *codec.Request) (Identity, string, *codec.HandshakeError)
+	// PersonalPrefix, when set, subscribes every authenticated connection
+	// to PersonalPrefix + its subject at open (e.g. "user.").
+	PersonalPrefix string
+	// Publish, when set, lets clients publish with the publish command
+	// (still subject to Identity.CanPublish). It may be called on the loop
+	// goroutine and must not block for long.
+	Publish func(topic string, data []byte) error
+}
+
+// Identity is an authenticated client, as conn needs to see it.
+type Identity interface {
+	// Subject is the user ID.
+	Subject() string
+	// Expiry is when the credentials expire; the zero time means never.
+	Expiry() time.Time
+	// CanSubscribe reports whether the client may subscribe to topic.
+	CanSubscribe(topic string) bool
+	// CanPublish reports whether the client may publish to topic.
+	CanPublish(topic string) bool
 }
 
 // Loop is the environment shared by the connections of one event loop: the
@@ -55,6 +81,9 @@ type Loop struct {
 	proto      protoHandler
 	echo       echoHandler
 	writev     func(Transport, [][]byte) (int, error)
+	admit      func(*codec.Request) (Identity, string, *codec.HandshakeError)
+	personal   string
+	publish    func(string, []byte) error
 
 	// Owned by the loop goroutine.
 	feeding *Conn // the connection inside Feed, if any
@@ -109,6 +138,9 @@ func NewLoop(cfg LoopConfig, shard *topics.Shard) *Loop {
 		out:        make([]outNode, 1, 1024),
 		iov:        make([][]byte, 0, maxIovec),
 		writev:     cfg.Writev,
+		admit:      cfg.Admit,
+		personal:   cfg.PersonalPrefix,
+		publish:    cfg.Publish,
 	}
 	if l.writev == nil {
 		l.writev = func(tr Transport, bs [][]byte) (int, error) { return tr.Writev(bs) }
@@ -139,15 +171,30 @@ func (l *Loop) remove(c *Conn) {
 // Len returns the number of connections on the loop.
 func (l *Loop) Len() int { return len(l.conns) }
 
-// route picks the handler for an upgrade request, or the rejection.
-func (l *Loop) route(req *codec.Request) (Handler, string, *codec.HandshakeError) {
+// route picks the handler for an upgrade request and admits the client,
+// or returns the rejection.
+func (l *Loop) route(req *codec.Request) (Handler, Identity, string, *codec.HandshakeError) {
 	switch {
 	case req.Path == l.wsPath && l.wsPath != "":
-		return &l.proto, "", nil
+		if l.admit == nil {
+			return &l.proto, nil, "", nil
+		}
+		id, proto, herr := l.admit(req)
+		return &l.proto, id, proto, herr
 	case req.Path == l.echoPath && l.echoPath != "":
-		return &l.echo, "", nil
+		return &l.echo, nil, "", nil
 	}
-	return nil, "", &codec.HandshakeError{Status: 404, Reason: "not found"}
+	return nil, nil, "", &codec.HandshakeError{Status: 404, Reason: "not found"}
+}
+
+// ticksUntil converts an absolute time into a wheel tick, at least one tick
+// from now.
+func (l *Loop) ticksUntil(t time.Time) uint64 {
+	d := time.Until(t)
+	if d <= 0 {
+		return 1
+	}
+	return uint64((d + l.tick - 1) / l.tick)
 }
 
 // Advance moves the timing wheel to the current time, firing due timers:

@@ -18,12 +18,15 @@ type protoHandler struct{}
 // request's ?topics= parameter.
 func (protoHandler) Open(c *Conn, req *codec.Request) {
 	l := c.l
-	c.tokens = float32(l.cfg.CommandBurst)
-	c.refill = uint32(l.wheel.Now())
 	interval := int((l.cfg.PingInterval + 999_999_999) / 1_000_000_000)
 	sid := nuid.Next()
 	if !c.writeJSON(func(b []byte) []byte { return codec.AppendWelcome(b, sid, interval) }) {
 		return
+	}
+	if c.ident != nil && l.personal != "" {
+		// The personal topic is the server's choice, not the client's, so
+		// it bypasses the token's subscribe patterns.
+		c.subscribeTopics(nil, []string{l.personal + c.ident.Subject()}, true)
 	}
 	if req.RawQuery == "" {
 		return
@@ -42,7 +45,7 @@ func (protoHandler) Open(c *Conn, req *codec.Request) {
 		}
 	}
 	if len(names) > 0 {
-		c.subscribe(nil, names)
+		c.subscribeTopics(nil, names, false)
 	}
 }
 
@@ -68,7 +71,7 @@ func (protoHandler) Message(c *Conn, op ws.OpCode, p []byte) {
 	}
 	switch cmd.Type {
 	case "subscribe":
-		c.subscribe(cmd.ID, cmd.Topics)
+		c.subscribeTopics(cmd.ID, cmd.Topics, false)
 	case "unsubscribe":
 		for _, t := range cmd.Topics {
 			c.unsubscribe(t)
@@ -77,7 +80,7 @@ func (protoHandler) Message(c *Conn, op ws.OpCode, p []byte) {
 	case "ping":
 		c.replyOK(cmd.ID)
 	case "publish":
-		c.replyError(cmd.ID, codec.CodeForbidden, "publishing from clients is disabled")
+		c.publish(cmd.ID, cmd.Topic, cmd.Data)
 	default:
 		c.replyError(cmd.ID, codec.CodeUnknownCommand, "unknown command")
 	}
@@ -97,12 +100,25 @@ func (protoHandler) Closed(c *Conn) {
 // error; a client that goes on sending CommandBurst more refused commands is
 // closed with 1008 (policy violation).
 func (c *Conn) allowCommand() bool {
+	if c.spendToken() {
+		return true
+	}
+	if c.state == StateOpen {
+		c.replyError(nil, codec.CodeRateLimited, "too many commands; slow down")
+	}
+	return false
+}
+
+// spendToken takes one token from the connection's bucket (commands and
+// pings share it). Without a token it counts a strike, and closes the
+// connection with 1008 once the strikes exceed the burst size.
+func (c *Conn) spendToken() bool {
 	l := c.l
 	now := uint32(l.wheel.Now())
 	if elapsed := now - c.refill; elapsed > 0 {
 		c.tokens += float32(float64(elapsed) * l.cfg.CommandRate * l.tick.Seconds())
-		if max := float32(l.cfg.CommandBurst); c.tokens > max {
-			c.tokens = max
+		if limit := float32(l.cfg.CommandBurst); c.tokens > limit {
+			c.tokens = limit
 		}
 		c.refill = now
 	}
@@ -114,14 +130,44 @@ func (c *Conn) allowCommand() bool {
 	l.metrics.RateLimited.Add(1)
 	c.strikes++
 	if int(c.strikes) > l.cfg.CommandBurst {
-		c.CloseWith(codec.StatusPolicyViolation, "command rate limit exceeded")
-		return false
+		c.CloseWith(codec.StatusPolicyViolation, "rate limit exceeded")
 	}
-	c.replyError(nil, codec.CodeRateLimited, "too many commands; slow down")
 	return false
 }
 
-func (c *Conn) subscribe(id []byte, names []string) {
+// publish handles the publish command: allowed only when the server enables
+// client publishing and the client's token allows the topic.
+func (c *Conn) publish(id []byte, topic string, data []byte) {
+	l := c.l
+	if l.publish == nil {
+		c.forbid(id, "publishing from clients is disabled")
+		return
+	}
+	if err := codec.ValidTopic(topic); err != nil {
+		c.replyError(id, codec.CodeInvalidTopic, err.Error())
+		return
+	}
+	if c.ident != nil && !c.ident.CanPublish(topic) {
+		c.forbid(id, "the token does not allow publishing to "+topic)
+		return
+	}
+	if err := l.publish(topic, data); err != nil {
+		c.replyError(id, codec.CodeInternal, "publish failed")
+		return
+	}
+	l.metrics.ClientPublishes.Add(1)
+	c.replyOK(id)
+}
+
+func (c *Conn) forbid(id []byte, msg string) {
+	c.l.metrics.Forbidden.Add(1)
+	c.replyError(id, codec.CodeForbidden, msg)
+}
+
+// subscribeTopics subscribes to names, all or nothing: every name is
+// validated and checked against the token first. trusted skips the token
+// check (for the server-chosen personal topic).
+func (c *Conn) subscribeTopics(id []byte, names []string, trusted bool) {
 	l := c.l
 	if l.shard == nil {
 		c.replyError(id, codec.CodeInternal, "this endpoint has no topics")
@@ -138,6 +184,10 @@ func (c *Conn) subscribe(id []byte, names []string) {
 	for _, t := range names {
 		if err := codec.ValidTopic(t); err != nil {
 			c.replyError(id, codec.CodeInvalidTopic, err.Error())
+			return
+		}
+		if !trusted && c.ident != nil && !c.ident.CanSubscribe(t) {
+			c.forbid(id, "the token does not allow subscribing to "+t)
 			return
 		}
 	}

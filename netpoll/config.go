@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/pushd/pushd/codec"
 	"github.com/pushd/pushd/conn"
 	"github.com/pushd/pushd/topics"
 )
@@ -31,4 +32,20 @@ type Config struct {
 	Hub *topics.Hub
 	// Logger receives structured logs. Default slog.Default().
 	Logger *slog.Logger
+
+	// MaxConns caps open TCP connections, MaxConnsPerIP those from one
+	// remote address, and AcceptRate/AcceptBurst the rate of new ones (a
+	// token bucket). A connection over a limit gets 503 with Retry-After
+	// before any per-connection state exists. Zero means no limit.
+	MaxConns      int
+	MaxConnsPerIP int
+	AcceptRate    float64
+	AcceptBurst   int
+
+	// Admit, PersonalPrefix and Publish are passed to conn.LoopConfig:
+	// authentication before the 101, the personal topic, and client
+	// publishing.
+	Admit          func(*codec.Request) (conn.Identity, string, *codec.HandshakeError)
+	PersonalPrefix string
+	Publish        func(topic string, data []byte) error
 }

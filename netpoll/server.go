@@ -42,6 +42,7 @@ type Server struct {
 	draining atomic.Bool
 	stopOnce sync.Once
 	conns    atomic.Int64 // TCP connections between OnOpen and OnClose
+	admit    *admission
 
 	// mu guards loops; ticker reads the copy-on-write list in loopList.
 	mu       sync.Mutex
@@ -56,6 +57,7 @@ type loop struct {
 	env     *conn.Loop
 	advance gnet.RunnableFunc
 	iovecs  []unix.Iovec // writev scratch, owned by the loop goroutine
+	refused []refusedConn // 503'd connections waiting to be closed; loop goroutine
 }
 
 // Execute runs fn on the loop goroutine. Any goroutine.
@@ -103,6 +105,7 @@ func Start(cfg Config) (*Server, error) {
 		done:    make(chan struct{}),
 		loops:   make(map[gnet.EventLoop]*loop),
 	}
+	s.admit = newAdmission(&cfg)
 	empty := []*loop{}
 	s.loopList.Store(&empty)
 	h := &handler{s: s}
@@ -197,9 +200,15 @@ func (s *Server) loopFor(el gnet.EventLoop) *loop {
 		EchoPath: s.cfg.EchoPath,
 		Metrics:  s.metrics,
 		Writev:   l.writev,
+
+		Admit:          s.cfg.Admit,
+		PersonalPrefix: s.cfg.PersonalPrefix,
+		Publish:        s.cfg.Publish,
 	}, shard)
 	l.advance = func(context.Context) error {
-		l.env.Advance(time.Now())
+		now := time.Now()
+		l.env.Advance(now)
+		l.closeRefused(now)
 		return nil
 	}
 	s.loops[el] = l
@@ -235,19 +244,42 @@ func (h *handler) OnBoot(eng gnet.Engine) gnet.Action {
 }
 
 func (h *handler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
-	if h.s.draining.Load() {
+	s := h.s
+	if s.draining.Load() {
 		return nil, gnet.Close
 	}
-	l := h.s.loopFor(gc.EventLoop())
-	h.s.conns.Add(1)
+	l := s.loopFor(gc.EventLoop())
+	s.conns.Add(1)
+	if reason, retry := s.admit.acquire(remoteIP(gc), time.Now()); reason != "" {
+		s.metrics.CountRejection(reason)
+		refuse(gc, retry)
+		gc.SetContext(refusedMarker)
+		l.refused = append(l.refused, refusedConn{gc: gc, at: time.Now()})
+		return nil, gnet.None
+	}
 	gc.SetContext(l.env.Open(gc))
 	return nil, gnet.None
 }
 
+// closeRefused closes 503'd connections whose linger has passed. Loop
+// goroutine only.
+func (l *loop) closeRefused(now time.Time) {
+	i := 0
+	for ; i < len(l.refused) && now.Sub(l.refused[i].at) >= refusedLinger; i++ {
+		_ = l.refused[i].gc.Close() // a no-op if the peer already closed it
+		l.refused[i] = refusedConn{}
+	}
+	l.refused = l.refused[i:]
+	if len(l.refused) == 0 {
+		l.refused = nil
+	}
+}
+
 func (h *handler) OnTraffic(gc gnet.Conn) gnet.Action {
 	c, _ := gc.Context().(*conn.Conn)
-	if c == nil {
-		return gnet.Close
+	if c == nil { // refused: discard whatever the client sends
+		_, _ = gc.Discard(gc.InboundBuffered())
+		return gnet.None
 	}
 	buf, _ := gc.Peek(-1)
 	n, closeNow := c.Feed(buf)
@@ -266,6 +298,9 @@ func (h *handler) OnTraffic(gc gnet.Conn) gnet.Action {
 func (h *handler) OnClose(gc gnet.Conn, _ error) gnet.Action {
 	if c, _ := gc.Context().(*conn.Conn); c != nil {
 		c.Closed()
+		h.s.admit.release(remoteIP(gc))
+	}
+	if gc.Context() != nil {
 		h.s.conns.Add(-1)
 	}
 	return gnet.None

@@ -32,6 +32,13 @@ type config struct {
 	LogFormat   string
 	MemoryLimit int64
 	Conn        conn.Config
+
+	MaxConns       int
+	MaxConnsPerIP  int
+	AcceptRate     float64
+	AcceptBurst    int
+	PersonalPrefix string
+	ClientPublish  bool
 }
 
 // parseConfig parses args (without the program name) with env as the
@@ -83,6 +90,12 @@ func parseConfigFlags(fs *flag.FlagSet) (*config, *flagExtras) {
 	fs.IntVar(&c.Conn.CommandBurst, "command-burst", 40, "command burst per connection")
 	fs.IntVar(&c.Conn.MaxSubscriptions, "max-subscriptions", 1024, "topics per connection")
 	fs.IntVar(&c.Conn.MaxTopicsPerCommand, "max-topics-per-command", 100, "topics per subscribe command")
+	fs.IntVar(&c.MaxConns, "max-conns", 200000, "open connections before new ones get 503 (0: no cap)")
+	fs.IntVar(&c.MaxConnsPerIP, "max-conns-per-ip", 1000, "open connections per remote IP before new ones get 503 (0: no cap)")
+	fs.Float64Var(&c.AcceptRate, "accept-rate", 10000, "new connections per second before 503 with Retry-After (0: no limit)")
+	fs.IntVar(&c.AcceptBurst, "accept-burst", 20000, "burst of new connections above --accept-rate")
+	fs.StringVar(&c.PersonalPrefix, "personal-prefix", "user.", "authenticated connections are subscribed to <prefix><sub> (empty: none)")
+	fs.BoolVar(&c.ClientPublish, "client-publish", false, "let clients publish where their token allows it")
 	return c, x
 }
 
@@ -165,6 +178,8 @@ func (c *config) validate() error {
 		return fmt.Errorf("--log-format %q: want text or json", c.LogFormat)
 	case c.Conn.MaxFrameSize <= 0 || c.Conn.MaxMessageSize <= 0 || c.Conn.MaxOutbound <= 0:
 		return errors.New("--max-frame, --max-message and --max-outbound must be positive")
+	case c.MaxConns < 0 || c.MaxConnsPerIP < 0 || c.AcceptRate < 0 || c.AcceptBurst < 0:
+		return errors.New("--max-conns, --max-conns-per-ip, --accept-rate and --accept-burst must be ≥ 0")
 	case c.Conn.PingInterval <= 0 || c.Conn.PongTimeout <= 0 || c.Conn.HandshakeTimeout <= 0 || c.Conn.CloseTimeout <= 0:
 		return errors.New("timeouts must be positive")
 	}

@@ -42,7 +42,15 @@ func (n *node) writeMetrics(w io.Writer) {
 		"heartbeat_timeout": m.HeartbeatTimeouts.Load(),
 		"slow_consumer":     m.SlowConsumers.Load(),
 		"protocol_error":    m.ProtocolErrors.Load(),
+		"token_expired":     m.TokenExpired.Load(),
 	})
+	labeled("pushd_conn_limit_rejections_total", "counter", "Connections answered 503 at accept, by limit.", "scope", map[string]int64{
+		"global": m.RejectedGlobal.Load(),
+		"ip":     m.RejectedPerIP.Load(),
+		"rate":   m.RejectedRate.Load(),
+	})
+	metric("pushd_forbidden_total", "counter", "Subscribes and publishes refused by the token's permissions.", m.Forbidden.Load())
+	metric("pushd_client_publishes_total", "counter", "Messages published by clients.", m.ClientPublishes.Load())
 	metric("pushd_slow_consumer_closes_total", "counter", "Connections closed with 4000 because their outbound buffer passed its cap.", m.SlowConsumers.Load())
 	metric("pushd_topics", "gauge", "Topics with at least one local subscriber.", st.Topics)
 	metric("pushd_subscriptions", "gauge", "Local subscriptions over all connections.", st.Subscriptions)

@@ -89,6 +89,13 @@ func startNode(cfg *config, log *slog.Logger) (n *node, err error) {
 		Conn:     cfg.Conn,
 		Hub:      n.hub,
 		Logger:   log,
+
+		MaxConns:       cfg.MaxConns,
+		MaxConnsPerIP:  cfg.MaxConnsPerIP,
+		AcceptRate:     cfg.AcceptRate,
+		AcceptBurst:    cfg.AcceptBurst,
+		PersonalPrefix: cfg.PersonalPrefix,
+		Publish:        n.clientPublish(),
 	})
 	if err != nil {
 		return n, fmt.Errorf("websocket listener %s: %w", cfg.Listen, err)
@@ -142,6 +149,15 @@ func startEmbeddedNATS(listen string) (*server.Server, error) {
 		return nil, fmt.Errorf("embedded NATS did not start on %s", listen)
 	}
 	return ns, nil
+}
+
+// clientPublish returns the publish function for the client publish
+// command, or nil when client publishing is off.
+func (n *node) clientPublish() func(string, []byte) error {
+	if !n.cfg.ClientPublish {
+		return nil
+	}
+	return n.hub.Publish
 }
 
 // wsURL returns the WebSocket endpoint's URL.
