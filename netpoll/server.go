@@ -55,6 +55,7 @@ type Server struct {
 type loop struct {
 	el      gnet.EventLoop
 	env     *conn.Loop
+	shard   *topics.Shard // nil without a hub
 	advance gnet.RunnableFunc
 	iovecs  []unix.Iovec // writev scratch, owned by the loop goroutine
 	refused []refusedConn // 503'd connections waiting to be closed; loop goroutine
@@ -167,6 +168,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		if err := s.eng.Stop(stopCtx); err != nil {
 			s.log.Warn("engine stop", "err", err)
 		}
+		select {
+		case <-s.done:
+			// A drain the loops accepted but never ran still holds frames.
+			for _, l := range *s.loopList.Load() {
+				if l.shard != nil {
+					l.shard.Stop()
+				}
+			}
+		case <-stopCtx.Done():
+		}
 	})
 	select {
 	case <-s.done:
@@ -189,9 +200,8 @@ func (s *Server) loopFor(el gnet.EventLoop) *loop {
 		return l
 	}
 	l := &loop{el: el, iovecs: make([]unix.Iovec, 0, 1024)}
-	var shard *topics.Shard
 	if s.cfg.Hub != nil {
-		shard = s.cfg.Hub.NewShard(l)
+		l.shard = s.cfg.Hub.NewShard(l)
 	}
 	l.env = conn.NewLoop(conn.LoopConfig{
 		Conn:     s.cfg.Conn,
@@ -204,7 +214,7 @@ func (s *Server) loopFor(el gnet.EventLoop) *loop {
 		Admit:          s.cfg.Admit,
 		PersonalPrefix: s.cfg.PersonalPrefix,
 		Publish:        s.cfg.Publish,
-	}, shard)
+	}, l.shard)
 	l.advance = func(context.Context) error {
 		now := time.Now()
 		l.env.Advance(now)
