@@ -1,0 +1,96 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func envOf(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestConfigPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "pushd.json")
+	err := os.WriteFile(file, []byte(`{"listen":":9000","prefix":"file","ping-interval":"7s","max-frame":4096,"command-rate":2.5}`), 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := parseConfig([]string{"--config", file, "--prefix", "flag"}, envOf(map[string]string{
+		"PUSHD_PREFIX": "env", "PUSHD_LISTEN": ":9100", "PUSHD_API_KEYS": "a, b",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"flag beats env and file", cfg.Prefix, "flag"},
+		{"env beats file", cfg.Listen, ":9100"},
+		{"file beats default", cfg.Conn.PingInterval, 7 * time.Second},
+		{"file number", cfg.Conn.MaxFrameSize, 4096},
+		{"file float", cfg.Conn.CommandRate, 2.5},
+		{"default", cfg.APIListen, "127.0.0.1:8081"},
+		{"api keys split and trimmed", strings.Join(cfg.APIKeys, "|"), "a|b"},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s: got %v, want %v", c.name, c.got, c.want)
+		}
+	}
+	// PUSHD_CONFIG names the file too.
+	cfg, err = parseConfig(nil, envOf(map[string]string{"PUSHD_CONFIG": file}))
+	if err != nil || cfg.Prefix != "file" {
+		t.Fatalf("PUSHD_CONFIG: %v, prefix %q", err, cfg.Prefix)
+	}
+}
+
+// Every bad value gets a one-line error naming what is wrong.
+func TestConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.json")
+	_ = os.WriteFile(bad, []byte(`{"no-such-flag":1}`), 0o600)
+	broken := filepath.Join(dir, "broken.json")
+	_ = os.WriteFile(broken, []byte(`{"listen":`), 0o600)
+	cases := []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"--ping-interval", "soon"}, nil, "ping-interval"},
+		{[]string{"--loops", "-1"}, nil, "--loops"},
+		{[]string{"--ws-path", "ws"}, nil, "--ws-path"},
+		{[]string{"--echo-path", "/ws"}, nil, "--echo-path"},
+		{[]string{"--log-level", "loud"}, nil, "--log-level"},
+		{[]string{"--log-format", "xml"}, nil, "--log-format"},
+		{[]string{"--prefix", "a b"}, nil, "--prefix"},
+		{[]string{"--max-frame", "0"}, nil, "--max-frame"},
+		{[]string{"--accept-rate", "-5"}, nil, "--accept-rate"},
+		{[]string{"stray"}, nil, "unexpected argument"},
+		{nil, map[string]string{"PUSHD_MAX_MESSAGE": "big"}, "PUSHD_MAX_MESSAGE"},
+		{[]string{"--config", bad}, nil, "unknown key"},
+		{[]string{"--config", broken}, nil, "broken.json"},
+		{[]string{"--config", filepath.Join(dir, "missing.json")}, nil, "config file"},
+	}
+	for _, tc := range cases {
+		_, err := parseConfig(tc.args, envOf(tc.env))
+		if err == nil {
+			t.Errorf("%v %v: no error", tc.args, tc.env)
+			continue
+		}
+		if msg := err.Error(); !strings.Contains(msg, tc.want) || strings.Contains(msg, "\n") {
+			t.Errorf("%v %v: error %q, want one line mentioning %q", tc.args, tc.env, msg, tc.want)
+		}
+	}
+}
+
+// The daemon exits 2 with a one-line message on a bad flag.
+func TestRunBadFlagExitCode(t *testing.T) {
+	if code := run([]string{"--loops", "x"}); code != 2 {
+		t.Fatalf("exit code %d, want 2", code)
+	}
+}
