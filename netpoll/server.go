@@ -255,20 +255,27 @@ func (h *handler) OnBoot(eng gnet.Engine) gnet.Action {
 
 func (h *handler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	s := h.s
-	if s.draining.Load() {
-		return nil, gnet.Close
-	}
 	l := s.loopFor(gc.EventLoop())
 	s.conns.Add(1)
+	if s.draining.Load() { // tell the client to come back (to another node)
+		l.refuse(gc, time.Second)
+		return nil, gnet.None
+	}
 	if reason, retry := s.admit.acquire(remoteIP(gc), time.Now()); reason != "" {
 		s.metrics.CountRejection(reason)
-		refuse(gc, retry)
-		gc.SetContext(refusedMarker)
-		l.refused = append(l.refused, refusedConn{gc: gc, at: time.Now()})
+		l.refuse(gc, retry)
 		return nil, gnet.None
 	}
 	gc.SetContext(l.env.Open(gc))
 	return nil, gnet.None
+}
+
+// refuse answers 503 and keeps the connection, stateless, until the peer
+// closes or the linger passes. Loop goroutine only.
+func (l *loop) refuse(gc gnet.Conn, retry time.Duration) {
+	refuse(gc, retry)
+	gc.SetContext(refusedMarker)
+	l.refused = append(l.refused, refusedConn{gc: gc, at: time.Now()})
 }
 
 // closeRefused closes 503'd connections whose linger has passed. Loop

@@ -53,8 +53,9 @@ type Stats struct {
 	// Reconnects is the NATS connection's reconnect count
 	// (nats.Conn.Stats().Reconnects). nats.go resubscribes every upstream
 	// subscription after a reconnect by itself; messages published while
-	// the node was disconnected are lost (core NATS is at-most-once), which
-	// clients see as a gap in seq.
+	// the node was disconnected are lost (core NATS is at-most-once). seq is
+	// assigned when a message reaches this node, so such losses (and
+	// DroppedSlowNATS) leave no gap in seq; only DroppedShardQueue does.
 	Reconnects int64
 }
 

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/pushd/pushd/codec"
 )
 
@@ -61,10 +63,12 @@ func (n *node) authorized(r *http.Request) bool {
 	if len(n.cfg.APIKeys) == 0 {
 		return true
 	}
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok {
+	// The auth scheme is case-insensitive (RFC 9110 §11.1).
+	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return false
 	}
+	tok = strings.TrimSpace(tok)
 	match := 0
 	for _, k := range n.cfg.APIKeys {
 		match |= subtle.ConstantTimeCompare([]byte(tok), []byte(k))
@@ -118,6 +122,11 @@ func (n *node) handlePublish(w http.ResponseWriter, r *http.Request) {
 	}
 	for i, m := range msgs {
 		if err := n.hub.Publish(m.Topic, m.Data); err != nil {
+			if errors.Is(err, nats.ErrMaxPayload) {
+				apiError(w, http.StatusRequestEntityTooLarge, "too_large",
+					fmt.Sprintf("message %d is over the NATS payload limit of %d bytes", i, n.nc.MaxPayload()))
+				return
+			}
 			apiError(w, http.StatusServiceUnavailable, "unavailable", fmt.Sprintf("message %d: %v", i, err))
 			return
 		}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pushd/pushd/codec"
 	"github.com/pushd/pushd/conn"
 )
 
@@ -172,8 +173,8 @@ func (c *config) validate() error {
 		return errors.New("--echo-path must differ from --ws-path")
 	case c.Loops < 0:
 		return errors.New("--loops must be ≥ 0")
-	case c.Prefix == "" || strings.ContainsAny(c.Prefix, " *>"):
-		return fmt.Errorf("--prefix %q is not a valid NATS subject prefix", c.Prefix)
+	case codec.ValidTopic(c.Prefix) != nil:
+		return fmt.Errorf("--prefix %q: dot-separated tokens of letters, digits, - and _", c.Prefix)
 	case c.LogFormat != "text" && c.LogFormat != "json":
 		return fmt.Errorf("--log-format %q: want text or json", c.LogFormat)
 	case c.Conn.MaxFrameSize <= 0 || c.Conn.MaxMessageSize <= 0 || c.Conn.MaxOutbound <= 0:

@@ -68,6 +68,7 @@ func TestConfigErrors(t *testing.T) {
 		{[]string{"--log-level", "loud"}, nil, "--log-level"},
 		{[]string{"--log-format", "xml"}, nil, "--log-format"},
 		{[]string{"--prefix", "a b"}, nil, "--prefix"},
+		{[]string{"--prefix", "a..b"}, nil, "--prefix"},
 		{[]string{"--max-frame", "0"}, nil, "--max-frame"},
 		{[]string{"--accept-rate", "-5"}, nil, "--accept-rate"},
 		{[]string{"stray"}, nil, "unexpected argument"},

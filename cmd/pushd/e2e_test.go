@@ -382,6 +382,8 @@ func TestPublishAPIErrors(t *testing.T) {
 		{"two forms", `{"topic":"a","topics":["b"],"data":1}`, []string{"Authorization", "Bearer k1"}, 400, "bad_request"},
 		{"invalid topic", `{"topic":"a b","data":1}`, []string{"Authorization", "Bearer k2"}, 400, "invalid_topic"},
 		{"ok with second key", `{"topic":"a","data":1}`, []string{"Authorization", "Bearer k2"}, 200, ""},
+		{"scheme is case-insensitive", `{"topic":"a","data":1}`, []string{"Authorization", "bearer k1"}, 200, ""},
+		{"too large for NATS", `{"topic":"a","data":"` + strings.Repeat("x", 1<<20+10) + `"}`, []string{"Authorization", "Bearer k1"}, 413, "too_large"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

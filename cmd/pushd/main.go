@@ -50,7 +50,7 @@ func run(args []string) int {
 		n.close()
 		return 1
 	}
-	log.Info("draining", "grace", cfg.DrainGrace)
+	log.Info("draining", "grace", cfg.DrainGrace.String())
 	dctx, cancel := context.WithTimeout(context.Background(), cfg.DrainGrace)
 	defer cancel()
 	if err := n.shutdown(dctx); err != nil {
