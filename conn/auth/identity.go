@@ -89,25 +89,20 @@ func (p Pattern) String() string {
 	}
 }
 
-// Identity is what one authenticated connection is and may do. It is
-// immutable after construction, so one Identity may be read from any
-// goroutine.
+// Identity is what one authenticated connection is and may do. It
+// implements conn.Identity. It is immutable after construction, so one
+// Identity may be read from any goroutine.
 type Identity struct {
-	// Subject is the token's sub claim: the user ID.
-	Subject string
-	// Expires is the instant the token stops being accepted: its exp claim
-	// plus the verifier's leeway. The zero time means never. The engine
-	// closes the connection with 4002 (token expired) at this instant.
-	Expires time.Time
-
+	subject   string
+	expires   time.Time
 	subscribe []Pattern
 	publish   []Pattern
 }
 
-// NewIdentity returns an Identity with the given subject, expiry and
-// pattern lists (see Pattern). It is for identities that do not come from a
-// token, such as the allow-everything identity of development mode:
-// NewIdentity("", time.Time{}, []string{"*"}, []string{"*"}). Pure.
+// NewIdentity returns an Identity with the given subject, expiry (the zero
+// time: never) and pattern lists (see Pattern). It is for identities that
+// do not come from a token, such as an allow-everything identity:
+// NewIdentity("dev", time.Time{}, []string{"*"}, []string{"*"}). Pure.
 func NewIdentity(subject string, expires time.Time, subscribe, publish []string) (*Identity, error) {
 	sub, err := ParsePatterns(subscribe)
 	if err != nil {
@@ -117,8 +112,19 @@ func NewIdentity(subject string, expires time.Time, subscribe, publish []string)
 	if err != nil {
 		return nil, err
 	}
-	return &Identity{Subject: subject, Expires: expires, subscribe: sub, publish: pub}, nil
+	return &Identity{subject: subject, expires: expires, subscribe: sub, publish: pub}, nil
 }
+
+// Subject returns the token's sub claim: the user ID. Safe for concurrent
+// use.
+func (id *Identity) Subject() string { return id.subject }
+
+// Expiry returns the instant the token stops being accepted: its exp claim
+// plus the verifier's leeway, so a connection lives exactly as long as a
+// new handshake with the same token would succeed. The zero time means
+// never. The engine closes the connection with 4002 (token expired) then.
+// Safe for concurrent use.
+func (id *Identity) Expiry() time.Time { return id.expires }
 
 // CanSubscribe reports whether the identity may subscribe to topic, which
 // must already be valid (codec.ValidTopic). A nil Identity may do nothing.
@@ -137,7 +143,7 @@ func (id *Identity) CanPublish(topic string) bool {
 // Expired reports whether the identity's token has expired at now. Safe for
 // concurrent use.
 func (id *Identity) Expired(now time.Time) bool {
-	return !id.Expires.IsZero() && !now.Before(id.Expires)
+	return !id.expires.IsZero() && !now.Before(id.expires)
 }
 
 // SubscribePatterns returns a copy of the subscribe patterns, for logs and
@@ -157,17 +163,17 @@ func matchAny(ps []Pattern, topic string) bool {
 	return false
 }
 
-// PersonalTopic returns the personal topic of subject under prefix: prefix +
-// "." + subject, e.g. "user.42". It fails, wrapping codec.ErrInvalidTopic,
-// when the result is not a valid topic or subject is not exactly one topic
-// token: a subject "a.b" would otherwise land inside the tree of user "a"
-// (whose token may grant "user.a.>"), so subjects with dots get no personal
-// topic. Pure.
+// PersonalTopic returns the personal topic of subject: prefix + subject,
+// e.g. PersonalTopic("user.", "42") = "user.42". It fails, wrapping
+// codec.ErrInvalidTopic, when the result is not a valid topic or subject is
+// not exactly one topic token ([A-Za-z0-9_-]+). A subject "a.b" would
+// otherwise land inside the tree of user "a", whose token may grant
+// "user.a.>", so such subjects get no personal topic. Pure.
 func PersonalTopic(prefix, subject string) (string, error) {
 	if subject == "" || strings.IndexByte(subject, '.') >= 0 {
 		return "", fmt.Errorf("%w: subject is not a single topic token", codec.ErrInvalidTopic)
 	}
-	t := prefix + "." + subject
+	t := prefix + subject
 	if err := codec.ValidTopic(t); err != nil {
 		return "", err
 	}

@@ -430,7 +430,7 @@ func (v *Verifier) identity(c *claims, now time.Time) (*Identity, error) {
 	case v.audience != "" && !slices.Contains([]string(c.Audience), v.audience):
 		return nil, errAudience
 	}
-	id := &Identity{Subject: c.Subject, subscribe: v.defSub, publish: v.defPub}
+	id := &Identity{subject: c.Subject, subscribe: v.defSub, publish: v.defPub}
 	if c.Pushd != nil {
 		var err error
 		if c.Pushd.Subscribe != nil {
@@ -448,8 +448,8 @@ func (v *Verifier) identity(c *claims, now time.Time) (*Identity, error) {
 	// §4.1.5: nor before nbf. The leeway absorbs clock skew between the
 	// issuer and this node.
 	if c.ExpiresAt != nil {
-		id.Expires = c.ExpiresAt.Add(v.leeway)
-		if !now.Before(id.Expires) {
+		id.expires = c.ExpiresAt.Add(v.leeway)
+		if !now.Before(id.expires) {
 			return nil, errExpired
 		}
 	}
