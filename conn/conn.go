@@ -104,6 +104,7 @@ func (c *Conn) Loop() *Loop { return c.l }
 // caller for anything else afterwards.
 func (c *Conn) Feed(p []byte) (n int, close bool) {
 	c.l.feeding = c
+	c.l.cur = c.l.tickOf(c.l.clock())
 	defer func() { c.l.feeding = nil }()
 	if c.state == StateHandshake {
 		n = c.handshake(p)
@@ -140,24 +141,28 @@ func (c *Conn) handshake(p []byte) int {
 		return len(p)
 	}
 	c.ident = id
+	// Count and open the connection before writing the 101, so a client
+	// that has read its 101 is already counted; if the write fails, Closed
+	// undoes both.
+	c.state = StateOpen
+	c.h = h
+	c.l.metrics.Upgrades.Add(1)
+	c.l.metrics.Open.Add(1)
+	c.lastActive = uint32(c.l.cur)
+	c.tokens = float32(c.l.cfg.CommandBurst)
+	c.refill = uint32(c.l.cur)
+	if id != nil {
+		if exp := id.Expiry(); !exp.IsZero() {
+			// The tick after the one exp falls in: never before exp.
+			c.expires = uint32(max(c.l.tickOf(exp)+1, c.l.cur+1))
+		}
+	}
 	buf := codec.AppendUpgradeResponse(c.l.scratch[:0], req.Key, proto)
 	c.l.scratch = buf[:0]
 	if !c.write(buf) {
 		return len(p)
 	}
-	c.state = StateOpen
-	c.h = h
-	c.lastActive = uint32(c.l.wheel.Now())
-	c.tokens = float32(c.l.cfg.CommandBurst)
-	c.refill = uint32(c.l.wheel.Now())
-	if id != nil {
-		if exp := id.Expiry(); !exp.IsZero() {
-			c.expires = uint32(c.l.wheel.Now() + c.l.ticksUntil(exp))
-		}
-	}
 	c.armOpen(c.l.pingTicks)
-	c.l.metrics.Upgrades.Add(1)
-	c.l.metrics.Open.Add(1)
 	h.Open(c, &req)
 	return n
 }
@@ -193,7 +198,7 @@ func (c *Conn) frame(p []byte) int {
 	}
 	payload := p[hn:total]
 	codec.Unmask(payload, hd.Mask, 0)
-	c.lastActive = uint32(c.l.wheel.Now())
+	c.lastActive = uint32(c.l.cur)
 	c.flags &^= flagAwaitPong
 	switch hd.OpCode {
 	case ws.OpPing:
@@ -353,7 +358,7 @@ func (c *Conn) sendClose(code codec.StatusCode, reason string) {
 	if c.tr.OutboundBuffered() == 0 {
 		_ = unix.Shutdown(c.tr.Fd(), unix.SHUT_WR)
 	}
-	c.l.wheel.Schedule(&c.timer, c.l.closeTicks)
+	c.l.arm(c, c.l.closeTicks)
 }
 
 // closeTransport asks the transport to close after flushing. Inside Feed it
@@ -452,7 +457,7 @@ func (c *Conn) onTimer() {
 		l.metrics.HandshakeTimeouts.Add(1)
 		c.closeTransport()
 	case StateOpen:
-		now := uint32(l.wheel.Now())
+		now := uint32(l.cur)
 		if c.expires != 0 && int32(now-c.expires) >= 0 {
 			l.metrics.TokenExpired.Add(1)
 			c.CloseWith(codec.StatusTokenExpired, "token expired")
@@ -482,13 +487,15 @@ func (c *Conn) onTimer() {
 }
 
 // armOpen arms the timer of an open connection for the given number of
-// ticks, or earlier if its credentials expire first.
+// ticks, or for the tick its credentials expire in if that comes first.
 func (c *Conn) armOpen(ticks uint64) {
 	if c.expires != 0 {
-		left := int32(c.expires - uint32(c.l.wheel.Now()))
-		ticks = min(ticks, uint64(max(left, 1)))
+		if left := int32(c.expires - uint32(c.l.cur)); int64(left) <= int64(ticks) {
+			c.l.wheel.ScheduleAt(&c.timer, c.l.cur+uint64(max(left, 0)))
+			return
+		}
 	}
-	c.l.wheel.Schedule(&c.timer, ticks)
+	c.l.arm(c, ticks)
 }
 
 // Identity returns the connection's identity, nil when anonymous. Loop

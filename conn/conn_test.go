@@ -37,8 +37,34 @@ func (t *memTransport) OutboundBuffered() int { return t.outbound }
 func (t *memTransport) Fd() int               { return -1 }
 func (t *memTransport) Close() error          { t.closed = true; return nil }
 
+// fakeClock is a test clock that moves only when told.
+type fakeClock struct{ t time.Time }
+
+func (f *fakeClock) Now() time.Time { return f.t }
+
+const testTick = 10 * time.Millisecond
+
 func newTestLoop(cfg Config) *Loop {
-	return NewLoop(LoopConfig{Conn: cfg, Tick: 10 * time.Millisecond, WSPath: "/ws", EchoPath: "/echo", Metrics: new(Metrics)}, nil)
+	return newTestLoopWith(LoopConfig{Conn: cfg})
+}
+
+// newTestLoopWith fills in the tick, paths, metrics and a fake clock.
+func newTestLoopWith(lc LoopConfig) *Loop {
+	lc.Tick, lc.WSPath, lc.EchoPath, lc.Metrics = testTick, "/ws", "/echo", new(Metrics)
+	fc := &fakeClock{t: time.Unix(1_000_000, 0)}
+	lc.Clock = fc.Now
+	l := NewLoop(lc, nil)
+	clocks[l] = fc
+	return l
+}
+
+var clocks = map[*Loop]*fakeClock{}
+
+// advance moves the loop's clock forward by d and runs due timers.
+func advance(l *Loop, d time.Duration) {
+	fc := clocks[l]
+	fc.t = fc.t.Add(d)
+	l.Advance(fc.t)
 }
 
 const upgradeReq = "GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
@@ -181,7 +207,7 @@ func TestSlowConsumerPolicy(t *testing.T) {
 		t.Fatal("outbox changed")
 	}
 	// The close timeout drops it.
-	l.wheel.Advance(l.wheel.Now() + l.closeTicks)
+	advance(l, 5*time.Second+testTick)
 	if !tr.closed {
 		t.Fatal("not closed after the close timeout")
 	}
@@ -192,7 +218,11 @@ func TestSlowConsumerPolicy(t *testing.T) {
 func TestHeartbeat(t *testing.T) {
 	l := newTestLoop(Config{PingInterval: 100 * time.Millisecond, PongTimeout: 50 * time.Millisecond})
 	c, tr := openConn(t, l, "/echo")
-	l.wheel.Advance(l.wheel.Now() + l.pingTicks)
+	advance(l, 90*time.Millisecond)
+	if tr.out.Len() != 0 {
+		t.Fatalf("pinged %x before the ping interval", tr.out.Bytes())
+	}
+	advance(l, 20*time.Millisecond)
 	ping := codec.AppendFrame(nil, ws.OpPing, true, nil)
 	if !bytes.Equal(tr.out.Bytes(), ping) {
 		t.Fatalf("after the ping interval wrote %x, want a ping", tr.out.Bytes())
@@ -202,12 +232,16 @@ func TestHeartbeat(t *testing.T) {
 	if n, _ := c.Feed(clientFrame(ws.OpPong, true, nil)); n == 0 {
 		t.Fatal("pong not consumed")
 	}
-	l.wheel.Advance(l.wheel.Now() + l.pongTicks)
+	advance(l, 60*time.Millisecond)
 	if tr.closed {
 		t.Fatal("closed despite the pong")
 	}
 	// Silence through the next ping and its timeout: closed with 4001.
-	l.wheel.Advance(l.wheel.Now() + l.pingTicks + l.pongTicks + 1)
+	advance(l, 100*time.Millisecond)
+	if tr.closed {
+		t.Fatal("closed before the pong timeout")
+	}
+	advance(l, 70*time.Millisecond)
 	if !tr.closed || l.metrics.HeartbeatTimeouts.Load() != 1 {
 		t.Fatalf("closed %v, heartbeat timeouts %d", tr.closed, l.metrics.HeartbeatTimeouts.Load())
 	}
@@ -221,7 +255,11 @@ func TestHandshakeDeadline(t *testing.T) {
 	tr := &memTransport{}
 	c := l.Open(tr)
 	c.Feed([]byte("GET /ws HTTP/1.1\r\n")) // and then nothing
-	l.wheel.Advance(l.wheel.Now() + l.hsTicks)
+	advance(l, 45*time.Millisecond)
+	if tr.closed {
+		t.Fatal("closed before the handshake deadline")
+	}
+	advance(l, 20*time.Millisecond)
 	if !tr.closed || l.metrics.HandshakeTimeouts.Load() != 1 {
 		t.Fatalf("closed %v, timeouts %d", tr.closed, l.metrics.HandshakeTimeouts.Load())
 	}
@@ -240,16 +278,17 @@ func (i testIdentity) CanPublish(t string) bool { return t == "allowed" }
 // When a token expires, the wheel closes the connection with 4002, even if
 // it expires before the next ping.
 func TestTokenExpiry(t *testing.T) {
-	l := NewLoop(LoopConfig{Conn: Config{PingInterval: time.Hour}, Tick: 10 * time.Millisecond, WSPath: "/ws", Metrics: new(Metrics),
+	var l *Loop
+	l = newTestLoopWith(LoopConfig{Conn: Config{PingInterval: time.Hour},
 		Admit: func(*codec.Request) (Identity, string, *codec.HandshakeError) {
-			return testIdentity{sub: "u1", exp: time.Now().Add(100 * time.Millisecond)}, "", nil
-		}}, nil)
+			return testIdentity{sub: "u1", exp: clocks[l].Now().Add(100 * time.Millisecond)}, "", nil
+		}})
 	c, tr := openConn(t, l, "/ws")
-	l.wheel.Advance(l.wheel.Now() + 5)
+	advance(l, 95*time.Millisecond)
 	if c.State() != StateOpen {
 		t.Fatal("closed before expiry")
 	}
-	l.wheel.Advance(l.wheel.Now() + 20)
+	advance(l, 20*time.Millisecond)
 	if c.State() != StateClosing || l.metrics.TokenExpired.Load() != 1 {
 		t.Fatalf("state %v, expired %d", c.State(), l.metrics.TokenExpired.Load())
 	}
@@ -261,11 +300,10 @@ func TestTokenExpiry(t *testing.T) {
 // Client publishing: off unless configured, and limited by the token.
 func TestClientPublishPermissions(t *testing.T) {
 	var published []string
-	cfg := LoopConfig{Conn: Config{}, Tick: 10 * time.Millisecond, WSPath: "/ws", Metrics: new(Metrics),
-		Admit: func(*codec.Request) (Identity, string, *codec.HandshakeError) {
-			return testIdentity{sub: "u1"}, "", nil
-		}}
-	off := NewLoop(cfg, nil)
+	cfg := LoopConfig{Admit: func(*codec.Request) (Identity, string, *codec.HandshakeError) {
+		return testIdentity{sub: "u1"}, "", nil
+	}}
+	off := newTestLoopWith(cfg)
 	c, tr := openConn(t, off, "/ws")
 	c.Feed(clientFrame(ws.OpText, true, []byte(`{"id":1,"type":"publish","topic":"allowed","data":1}`)))
 	if !strings.Contains(tr.out.String(), `"forbidden"`) {
@@ -275,7 +313,7 @@ func TestClientPublishPermissions(t *testing.T) {
 		published = append(published, topic+"="+string(data))
 		return nil
 	}
-	on := NewLoop(cfg, nil)
+	on := newTestLoopWith(cfg)
 	c, tr = openConn(t, on, "/ws")
 	c.Feed(clientFrame(ws.OpText, true, []byte(`{"id":2,"type":"publish","topic":"denied","data":1}`)))
 	c.Feed(clientFrame(ws.OpText, true, []byte(`{"id":3,"type":"publish","topic":"allowed","data":{"x":1}}`)))

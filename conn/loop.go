@@ -29,6 +29,8 @@ type LoopConfig struct {
 	WSPath   string        // pushd protocol endpoint; "" = none
 	EchoPath string        // echo endpoint; "" = none
 	Metrics  *Metrics      // shared counters; must not be nil
+	// Clock returns the current time; nil means time.Now. Tests set it.
+	Clock func() time.Time
 	// Writev, when set, replaces Transport.Writev for flushing pushes. The
 	// engine uses it to write with a per-loop iovec array instead of one
 	// allocated per call. It runs on the loop goroutine.
@@ -70,6 +72,7 @@ type Loop struct {
 	upLimits   codec.UpgradeLimits
 	tick       time.Duration
 	start      time.Time
+	clock      func() time.Time
 	pingTicks  uint64
 	pongTicks  uint64
 	closeTicks uint64
@@ -86,7 +89,8 @@ type Loop struct {
 	publish    func(string, []byte) error
 
 	// Owned by the loop goroutine.
-	feeding *Conn // the connection inside Feed, if any
+	feeding *Conn  // the connection inside Feed, if any
+	cur     uint64 // the real tick as of the last Feed or Advance
 	wheel   *wheel.Wheel[Conn]
 	conns   []*Conn
 	scratch []byte
@@ -125,7 +129,7 @@ func NewLoop(cfg LoopConfig, shard *topics.Shard) *Loop {
 		cfg:        c,
 		upLimits:   codec.UpgradeLimits{MaxHeaderBytes: c.MaxHeaderBytes, MaxHeaders: c.MaxHeaders},
 		tick:       tick,
-		start:      time.Now(),
+		clock:      cfg.Clock,
 		pingTicks:  ticks(c.PingInterval),
 		pongTicks:  ticks(c.PongTimeout),
 		closeTicks: ticks(c.CloseTimeout),
@@ -142,6 +146,10 @@ func NewLoop(cfg LoopConfig, shard *topics.Shard) *Loop {
 		personal:   cfg.PersonalPrefix,
 		publish:    cfg.Publish,
 	}
+	if l.clock == nil {
+		l.clock = time.Now
+	}
+	l.start = l.clock()
 	if l.writev == nil {
 		l.writev = func(tr Transport, bs [][]byte) (int, error) { return tr.Writev(bs) }
 	}
@@ -155,7 +163,7 @@ func (l *Loop) Open(tr Transport) *Conn {
 	c := &Conn{l: l, tr: tr, idx: int32(len(l.conns))}
 	c.timer.Init(c)
 	l.conns = append(l.conns, c)
-	l.wheel.Schedule(&c.timer, l.hsTicks)
+	l.arm(c, l.hsTicks)
 	l.metrics.Accepted.Add(1)
 	return c
 }
@@ -187,20 +195,27 @@ func (l *Loop) route(req *codec.Request) (Handler, Identity, string, *codec.Hand
 	return nil, nil, "", &codec.HandshakeError{Status: 404, Reason: "not found"}
 }
 
-// ticksUntil converts an absolute time into a wheel tick, at least one tick
-// from now.
-func (l *Loop) ticksUntil(t time.Time) uint64 {
-	d := time.Until(t)
-	if d <= 0 {
-		return 1
+// tickOf returns the wheel tick that t falls in.
+func (l *Loop) tickOf(t time.Time) uint64 {
+	if d := t.Sub(l.start); d > 0 {
+		return uint64(d / l.tick)
 	}
-	return uint64((d + l.tick - 1) / l.tick)
+	return 0
+}
+
+// arm schedules c's timer to fire no sooner than ticks full ticks from now.
+// It reads the clock rather than the wheel, which lags real time by up to
+// a ticker period plus the hop onto the loop, and rounds up by one tick: a
+// timer may fire up to a tick late, never early.
+func (l *Loop) arm(c *Conn, ticks uint64) {
+	l.wheel.ScheduleAt(&c.timer, l.tickOf(l.clock())+ticks+1)
 }
 
 // Advance moves the timing wheel to the current time, firing due timers:
 // handshake deadlines, heartbeat pings, pong timeouts and close timeouts.
 func (l *Loop) Advance(now time.Time) {
-	l.wheel.Advance(uint64(now.Sub(l.start) / l.tick))
+	l.cur = l.tickOf(now)
+	l.wheel.Advance(l.cur)
 }
 
 // CloseAll starts the close handshake on every open connection with code

@@ -114,7 +114,7 @@ func (c *Conn) allowCommand() bool {
 // connection with 1008 once the strikes exceed the burst size.
 func (c *Conn) spendToken() bool {
 	l := c.l
-	now := uint32(l.wheel.Now())
+	now := uint32(l.cur)
 	if elapsed := now - c.refill; elapsed > 0 {
 		c.tokens += float32(float64(elapsed) * l.cfg.CommandRate * l.tick.Seconds())
 		if limit := float32(l.cfg.CommandBurst); c.tokens > limit {

@@ -99,6 +99,15 @@ func (w *Wheel[T]) Schedule(n *Node[T], ticks uint64) {
 	w.count++
 }
 
+// ScheduleAt arms n to fire at tick at, or at the next tick if at is not
+// in the future, replacing any earlier schedule.
+func (w *Wheel[T]) ScheduleAt(n *Node[T], at uint64) {
+	if at <= w.now {
+		at = w.now + 1
+	}
+	w.Schedule(n, at-w.now)
+}
+
 // Stop disarms n. Stopping an unarmed timer does nothing.
 func (w *Wheel[T]) Stop(n *Node[T]) {
 	if n.next != nil {
