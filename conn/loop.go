@@ -42,9 +42,10 @@ type LoopConfig struct {
 	// or the HTTP rejection. It runs on the loop goroutine and must not
 	// block.
 	Admit func(req *codec.Request) (Identity, string, *codec.HandshakeError)
-	// PersonalPrefix, when set, subscribes every authenticated connection
-	// to PersonalPrefix + its subject at open (e.g. "user.").
-	PersonalPrefix string
+	// PersonalTopic, when set, names the topic every authenticated
+	// connection is subscribed to at open (e.g. "user.<sub>"); "" means
+	// none. It runs on the loop goroutine.
+	PersonalTopic func(Identity) string
 	// Publish, when set, lets clients publish with the publish command
 	// (still subject to Identity.CanPublish). It may be called on the loop
 	// goroutine and must not block for long.
@@ -85,7 +86,7 @@ type Loop struct {
 	echo       echoHandler
 	writev     func(Transport, [][]byte) (int, error)
 	admit      func(*codec.Request) (Identity, string, *codec.HandshakeError)
-	personal   string
+	personal   func(Identity) string
 	publish    func(string, []byte) error
 
 	// Owned by the loop goroutine.
@@ -143,7 +144,7 @@ func NewLoop(cfg LoopConfig, shard *topics.Shard) *Loop {
 		iov:        make([][]byte, 0, maxIovec),
 		writev:     cfg.Writev,
 		admit:      cfg.Admit,
-		personal:   cfg.PersonalPrefix,
+		personal:   cfg.PersonalTopic,
 		publish:    cfg.Publish,
 	}
 	if l.clock == nil {

@@ -23,10 +23,12 @@ func (protoHandler) Open(c *Conn, req *codec.Request) {
 	if !c.writeJSON(func(b []byte) []byte { return codec.AppendWelcome(b, sid, interval) }) {
 		return
 	}
-	if c.ident != nil && l.personal != "" {
+	if c.ident != nil && l.personal != nil {
 		// The personal topic is the server's choice, not the client's, so
 		// it bypasses the token's subscribe patterns.
-		c.subscribeTopics(nil, []string{l.personal + c.ident.Subject()}, true)
+		if t := l.personal(c.ident); t != "" {
+			c.subscribeTopics(nil, []string{t}, true)
+		}
 	}
 	if req.RawQuery == "" {
 		return

@@ -6,6 +6,7 @@ import (
 
 	"github.com/pushd/pushd/codec"
 	"github.com/pushd/pushd/conn"
+	"github.com/pushd/pushd/conn/auth"
 	"github.com/pushd/pushd/topics"
 )
 
@@ -41,11 +42,14 @@ type Config struct {
 	MaxConnsPerIP int
 	AcceptRate    float64
 	AcceptBurst   int
+	// TrustedProxies are exempt from MaxConnsPerIP: each of their
+	// connections carries a different client. nil trusts none.
+	TrustedProxies *auth.TrustedProxies
 
-	// Admit, PersonalPrefix and Publish are passed to conn.LoopConfig:
+	// Admit, PersonalTopic and Publish are passed to conn.LoopConfig:
 	// authentication before the 101, the personal topic, and client
 	// publishing.
-	Admit          func(*codec.Request) (conn.Identity, string, *codec.HandshakeError)
-	PersonalPrefix string
-	Publish        func(topic string, data []byte) error
+	Admit         func(*codec.Request) (conn.Identity, string, *codec.HandshakeError)
+	PersonalTopic func(conn.Identity) string
+	Publish       func(topic string, data []byte) error
 }

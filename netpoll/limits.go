@@ -1,32 +1,29 @@
 package netpoll
 
 import (
-	"math"
 	"net"
 	"net/netip"
-	"strconv"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
 	"golang.org/x/sys/unix"
 
 	"github.com/pushd/pushd/codec"
+	"github.com/pushd/pushd/conn/auth"
 )
 
 // admission applies the connection caps and the accept rate limit when a TCP
 // connection opens, before any per-connection state is allocated. It is
 // safe for concurrent use: every loop's OnOpen and OnClose call it.
 type admission struct {
-	maxConns, maxPerIP int
-	rate               float64 // accepts per second; 0 = unlimited
-	burst              float64
+	// Immutable after newAdmission.
+	maxConns int64
+	perIP    *auth.PerIPCounter
+	rate     *auth.TokenBucket
+	trusted  *auth.TrustedProxies // exempt from the per-IP cap; may be nil
 
-	mu     sync.Mutex
-	open   int
-	perIP  map[netip.Addr]int32
-	tokens float64
-	last   time.Time
+	open atomic.Int64 // admitted connections not yet released
 }
 
 // Rejection reasons, also the metric labels.
@@ -36,58 +33,48 @@ const (
 	rejectRate   = "rate"
 )
 
+// capRetry is the Retry-After for a connection refused by a cap: a client
+// should not come straight back.
+const capRetry = 5 * time.Second
+
 func newAdmission(cfg *Config) *admission {
 	return &admission{
-		maxConns: cfg.MaxConns,
-		maxPerIP: cfg.MaxConnsPerIP,
-		rate:     cfg.AcceptRate,
-		burst:    float64(max(cfg.AcceptBurst, 1)),
-		tokens:   float64(max(cfg.AcceptBurst, 1)),
-		perIP:    make(map[netip.Addr]int32),
+		maxConns: int64(cfg.MaxConns),
+		perIP:    auth.NewPerIPCounter(cfg.MaxConnsPerIP),
+		rate:     auth.NewTokenBucket(cfg.AcceptRate, cfg.AcceptBurst),
+		trusted:  cfg.TrustedProxies,
 	}
+}
+
+// exempt reports whether ip is a trusted proxy: its connections carry many
+// clients, so the per-IP cap does not apply to it.
+func (a *admission) exempt(ip netip.Addr) bool {
+	return !ip.IsValid() || a.trusted != nil && a.trusted.Trusted(ip)
 }
 
 // acquire admits a connection from ip, or returns the reason it is refused
 // and how long the client should wait.
 func (a *admission) acquire(ip netip.Addr, now time.Time) (reason string, retry time.Duration) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.maxConns > 0 && a.open >= a.maxConns {
-		return rejectGlobal, 5 * time.Second
+	if n := a.open.Add(1); a.maxConns > 0 && n > a.maxConns {
+		a.open.Add(-1)
+		return rejectGlobal, capRetry
 	}
-	if a.maxPerIP > 0 && ip.IsValid() && int(a.perIP[ip]) >= a.maxPerIP {
-		return rejectIP, 5 * time.Second
+	if !a.exempt(ip) && !a.perIP.Acquire(ip) {
+		a.open.Add(-1)
+		return rejectIP, capRetry
 	}
-	if a.rate > 0 {
-		if !a.last.IsZero() {
-			a.tokens = math.Min(a.burst, a.tokens+now.Sub(a.last).Seconds()*a.rate)
-		}
-		a.last = now
-		if a.tokens < 1 {
-			// Spread retries over the time the bucket needs to refill.
-			wait := time.Duration((1 - a.tokens) / a.rate * float64(time.Second))
-			return rejectRate, max(wait, time.Second)
-		}
-		a.tokens--
-	}
-	a.open++
-	if a.maxPerIP > 0 && ip.IsValid() {
-		a.perIP[ip]++
+	if !a.rate.Allow(now) {
+		a.release(ip)
+		return rejectRate, a.rate.RetryAfter(now)
 	}
 	return "", 0
 }
 
 // release forgets a connection admitted by acquire.
 func (a *admission) release(ip netip.Addr) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.open--
-	if a.maxPerIP > 0 && ip.IsValid() {
-		if n := a.perIP[ip] - 1; n > 0 {
-			a.perIP[ip] = n
-		} else {
-			delete(a.perIP, ip)
-		}
+	a.open.Add(-1)
+	if !a.exempt(ip) {
+		a.perIP.Release(ip)
 	}
 }
 
@@ -115,8 +102,7 @@ const refusedLinger = 2 * time.Second
 // refuse answers 503 with Retry-After and shuts down the write side, so the
 // client reads the answer and EOF. Loop goroutine only.
 func refuse(gc gnet.Conn, retry time.Duration) {
-	secs := strconv.Itoa(int(math.Ceil(retry.Seconds())))
-	resp := codec.AppendHTTPError(nil, 503, "server busy, retry later", [2]string{"Retry-After", secs})
+	resp := codec.AppendHTTPError(nil, 503, "server busy, retry later", [2]string{"Retry-After", auth.RetryAfterSeconds(retry)})
 	_, _ = gc.Write(resp)
 	if gc.OutboundBuffered() == 0 {
 		_ = unix.Shutdown(gc.Fd(), unix.SHUT_WR)

@@ -57,7 +57,7 @@ type loop struct {
 	env     *conn.Loop
 	shard   *topics.Shard // nil without a hub
 	advance gnet.RunnableFunc
-	iovecs  []unix.Iovec // writev scratch, owned by the loop goroutine
+	iovecs  []unix.Iovec  // writev scratch, owned by the loop goroutine
 	refused []refusedConn // 503'd connections waiting to be closed; loop goroutine
 }
 
@@ -211,9 +211,9 @@ func (s *Server) loopFor(el gnet.EventLoop) *loop {
 		Metrics:  s.metrics,
 		Writev:   l.writev,
 
-		Admit:          s.cfg.Admit,
-		PersonalPrefix: s.cfg.PersonalPrefix,
-		Publish:        s.cfg.Publish,
+		Admit:         s.cfg.Admit,
+		PersonalTopic: s.cfg.PersonalTopic,
+		Publish:       s.cfg.Publish,
 	}, l.shard)
 	l.advance = func(context.Context) error {
 		now := time.Now()

@@ -67,7 +67,7 @@ start_server() {
 		# All load comes from a few loopback addresses, so the per-IP cap is lifted.
 		# shellcheck disable=SC2086 # PUSHD_FLAGS is a list of flags
 		"$bin/pushd" -listen 127.0.0.1:8080 -api-listen 127.0.0.1:8081 -nats-listen 127.0.0.1:4222 \
-			-loops "$n" -log-level warn -max-conns-per-ip 0 ${PUSHD_FLAGS:-} >>"$results/pushd.log" 2>&1 &
+			-loops "$n" -log-level warn -max-conns-per-ip 0 -insecure ${PUSHD_FLAGS:-} >>"$results/pushd.log" 2>&1 &
 		ws_url="ws://127.0.0.1:8080/ws?topics={{topic}}"
 		publish_url=http://127.0.0.1:8081/v1/publish
 		ready=http://127.0.0.1:8081/readyz

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -68,12 +67,7 @@ func (n *node) authorized(r *http.Request) bool {
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return false
 	}
-	tok = strings.TrimSpace(tok)
-	match := 0
-	for _, k := range n.cfg.APIKeys {
-		match |= subtle.ConstantTimeCompare([]byte(tok), []byte(k))
-	}
-	return match == 1
+	return keyMatches(strings.TrimSpace(tok), n.cfg.APIKeys)
 }
 
 func apiError(w http.ResponseWriter, status int, code, msg string) {
@@ -85,6 +79,7 @@ func apiError(w http.ResponseWriter, status int, code, msg string) {
 
 func (n *node) handlePublish(w http.ResponseWriter, r *http.Request) {
 	if !n.authorized(r) {
+		n.log.Debug("api key refused", "remote", r.RemoteAddr, "authorization", r.Header.Get("Authorization"))
 		w.Header().Set("WWW-Authenticate", `Bearer realm="pushd"`)
 		apiError(w, http.StatusUnauthorized, "unauthorized", "missing or wrong API key")
 		return

@@ -12,6 +12,7 @@ import (
 
 	"github.com/pushd/pushd/codec"
 	"github.com/pushd/pushd/conn"
+	"github.com/pushd/pushd/conn/auth"
 )
 
 // config is everything the daemon can be told. Each field is a flag; the
@@ -40,6 +41,7 @@ type config struct {
 	AcceptBurst    int
 	PersonalPrefix string
 	ClientPublish  bool
+	Auth           authConfig
 }
 
 // parseConfig parses args (without the program name) with env as the
@@ -97,6 +99,7 @@ func parseConfigFlags(fs *flag.FlagSet) (*config, *flagExtras) {
 	fs.IntVar(&c.AcceptBurst, "accept-burst", 20000, "burst of new connections above --accept-rate")
 	fs.StringVar(&c.PersonalPrefix, "personal-prefix", "user.", "authenticated connections are subscribed to <prefix><sub> (empty: none)")
 	fs.BoolVar(&c.ClientPublish, "client-publish", false, "let clients publish where their token allows it")
+	registerAuthFlags(fs, &c.Auth)
 	return c, x
 }
 
@@ -186,6 +189,12 @@ func (c *config) validate() error {
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		return err
+	}
+	if _, err := auth.ParseTrustedProxies(splitList(c.Auth.TrustProxies)); err != nil {
+		return fmt.Errorf("--trust-proxy: %w", err)
+	}
+	if c.PersonalPrefix != "" && codec.ValidTopic(strings.TrimSuffix(c.PersonalPrefix, ".")) != nil {
+		return fmt.Errorf("--personal-prefix %q: want topic tokens, e.g. user.", c.PersonalPrefix)
 	}
 	return nil
 }

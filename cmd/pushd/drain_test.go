@@ -26,7 +26,7 @@ func TestMain(m *testing.M) {
 // within the grace period.
 func TestDrainOnSIGTERM(t *testing.T) {
 	cmd := exec.Command(os.Args[0], "--listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0",
-		"--nats-listen", "127.0.0.1:0", "--drain-grace", "5s", "--log-format", "text")
+		"--nats-listen", "127.0.0.1:0", "--drain-grace", "5s", "--log-format", "text", "--insecure")
 	cmd.Env = append(os.Environ(), "PUSHD_TEST_DAEMON=1")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -18,14 +18,23 @@ import (
 // flags, and stops it when the test ends.
 func testNode(t *testing.T, extra ...string) *node {
 	t.Helper()
+	log := slog.New(slog.NewTextHandler(&testLogWriter{t: t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return testNodeLog(t, log, extra...)
+}
+
+// testNodeLog is testNode with the given logger.
+func testNodeLog(t *testing.T, log *slog.Logger, extra ...string) *node {
+	t.Helper()
 	args := append([]string{
 		"--listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0", "--loops", "2",
 	}, extra...)
+	if !strings.Contains(strings.Join(extra, " "), "--jwt-") {
+		args = append(args, "--insecure") // tests without keys run in development mode
+	}
 	cfg, err := parseConfig(args, func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(&testLogWriter{t: t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	n, err := startNode(cfg, log)
 	if err != nil {
 		t.Fatal(err)

@@ -127,3 +127,15 @@ func TestPingFloodIsClosed(t *testing.T) {
 		t.Fatalf("%d pongs, want between 1 and the burst (5, +1 refill)", pongs)
 	}
 }
+
+// A trusted proxy carries many clients, so the per-IP cap does not apply
+// to its address.
+func TestTrustedProxyIsExemptFromPerIPCap(t *testing.T) {
+	n := testNode(t, "--max-conns-per-ip", "1", "--trust-proxy", "127.0.0.1")
+	for i := 0; i < 3; i++ {
+		dial(t, n.wsURL())
+	}
+	if got := n.srv.Metrics().RejectedPerIP.Load(); got != 0 {
+		t.Fatalf("%d per-IP rejections for a trusted proxy", got)
+	}
+}

@@ -11,11 +11,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+
+	"github.com/pushd/pushd/conn/auth"
 )
 
 func main() {
@@ -32,7 +35,7 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, "pushd:", err)
 		return 2
 	}
-	log := newLogger(cfg)
+	log := newLogger(cfg, os.Stderr)
 	if cfg.MemoryLimit > 0 {
 		debug.SetMemoryLimit(cfg.MemoryLimit)
 	}
@@ -60,13 +63,16 @@ func run(args []string) int {
 	return 0
 }
 
-func newLogger(cfg *config) *slog.Logger {
+// newLogger returns the daemon's logger, writing to w.
+func newLogger(cfg *config, w io.Writer) *slog.Logger {
 	level, _ := parseLevel(cfg.LogLevel)
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
 	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+		h = slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	// Tokens, keys and query strings never reach the log.
+	return slog.New(auth.RedactingHandler(h))
 }
 
 func usage() {

@@ -49,6 +49,10 @@ func (n *node) writeMetrics(w io.Writer) {
 		"ip":     m.RejectedPerIP.Load(),
 		"rate":   m.RejectedRate.Load(),
 	})
+	labeled("pushd_auth_failures_total", "counter", "Upgrade requests refused by authentication, by reason.", "reason", map[string]int64{
+		"token":  n.adm.unauthorized.Load(),
+		"origin": n.adm.badOrigin.Load(),
+	})
 	metric("pushd_forbidden_total", "counter", "Subscribes and publishes refused by the token's permissions.", m.Forbidden.Load())
 	metric("pushd_client_publishes_total", "counter", "Messages published by clients.", m.ClientPublishes.Load())
 	metric("pushd_slow_consumer_closes_total", "counter", "Connections closed with 4000 because their outbound buffer passed its cap.", m.SlowConsumers.Load())

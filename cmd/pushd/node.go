@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/pushd/pushd/conn/auth"
 	"github.com/pushd/pushd/netpoll"
 	"github.com/pushd/pushd/topics"
 )
@@ -24,6 +25,7 @@ import (
 type node struct {
 	cfg  *config
 	log  *slog.Logger
+	adm  *admitter
 	ns   *server.Server // nil with an external NATS
 	nc   *nats.Conn
 	hub  *topics.Hub
@@ -42,6 +44,17 @@ func startNode(cfg *config, log *slog.Logger) (n *node, err error) {
 			n = nil
 		}
 	}()
+	if n.adm, err = newAdmitter(&cfg.Auth, cfg.PersonalPrefix, log); err != nil {
+		return n, err
+	}
+	if n.adm.verifier == nil {
+		log.Warn("INSECURE MODE: clients are not authenticated; every client may subscribe to any topic" +
+			" (never run this facing the internet)")
+	}
+	trusted, err := auth.ParseTrustedProxies(splitList(cfg.Auth.TrustProxies))
+	if err != nil {
+		return n, err
+	}
 	url := cfg.NATS
 	var natsOpts []nats.Option
 	if url == "" {
@@ -94,7 +107,9 @@ func startNode(cfg *config, log *slog.Logger) (n *node, err error) {
 		MaxConnsPerIP:  cfg.MaxConnsPerIP,
 		AcceptRate:     cfg.AcceptRate,
 		AcceptBurst:    cfg.AcceptBurst,
-		PersonalPrefix: cfg.PersonalPrefix,
+		TrustedProxies: trusted,
+		Admit:          n.adm.admit,
+		PersonalTopic:  n.adm.personalTopic,
 		Publish:        n.clientPublish(),
 	})
 	if err != nil {

@@ -123,7 +123,7 @@ func freeAddr(t *testing.T) string {
 func startPushd(t *testing.T, bin string) target {
 	t.Helper()
 	ws, api := freeAddr(t), freeAddr(t)
-	cmd := exec.Command(bin, "-listen", ws, "-api-listen", api, "-nats-listen", "off", "-log-level", "warn")
+	cmd := exec.Command(bin, "-listen", ws, "-api-listen", api, "-nats-listen", "off", "-log-level", "warn", "-insecure")
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
