@@ -159,7 +159,7 @@ func NewLoop(cfg LoopConfig, shard *topics.Shard) *Loop {
 }
 
 // Open registers a newly accepted connection and arms its handshake
-// deadline.
+// deadline. Loop goroutine only.
 func (l *Loop) Open(tr Transport) *Conn {
 	c := &Conn{l: l, tr: tr, idx: int32(len(l.conns))}
 	c.timer.Init(c)
@@ -212,8 +212,10 @@ func (l *Loop) arm(c *Conn, ticks uint64) {
 	l.wheel.ScheduleAt(&c.timer, l.tickOf(l.clock())+ticks+1)
 }
 
-// Advance moves the timing wheel to the current time, firing due timers:
-// handshake deadlines, heartbeat pings, pong timeouts and close timeouts.
+// Advance moves the timing wheel to now, firing due timers: handshake
+// deadlines, heartbeat pings, pong timeouts, token expiry and close
+// timeouts. Loop goroutine only (the engine ticker reaches it through
+// EventLoop.Execute).
 func (l *Loop) Advance(now time.Time) {
 	l.cur = l.tickOf(now)
 	l.wheel.Advance(l.cur)
@@ -221,7 +223,7 @@ func (l *Loop) Advance(now time.Time) {
 
 // CloseAll starts the close handshake on every open connection with code
 // and reason, and drops connections still in the handshake. Used for a
-// graceful stop (1001).
+// graceful stop (1001). Loop goroutine only.
 func (l *Loop) CloseAll(code codec.StatusCode, reason string) {
 	// CloseWith may remove connections from l.conns; walk a copy.
 	cs := append([]*Conn(nil), l.conns...)
@@ -245,7 +247,7 @@ func (l *Loop) queue(c *Conn, b []byte) {
 // Flush writes every push queued since the last Flush, one writev per
 // connection (at most maxIovec frames per call), and applies the
 // slow-consumer policy. The queued bytes must stay valid until Flush
-// returns; after it they are no longer referenced.
+// returns; after it they are no longer referenced. Loop goroutine only.
 func (l *Loop) Flush() {
 	var frames, calls int64
 	for i, c := range l.dirty {

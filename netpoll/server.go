@@ -73,6 +73,7 @@ func (l *loop) Execute(fn func()) error {
 func (l *loop) Flush() { l.env.Flush() }
 
 // Start starts the engine and returns once it is accepting connections.
+// Any goroutine.
 func Start(cfg Config) (*Server, error) {
 	if cfg.Addr == "" {
 		cfg.Addr = ":8080"
@@ -234,6 +235,8 @@ type handler struct {
 	s *Server
 }
 
+// OnBoot records the engine and the bound address. Runs on the goroutine
+// that started the engine, before any loop serves.
 func (h *handler) OnBoot(eng gnet.Engine) gnet.Action {
 	s := h.s
 	s.eng = eng
@@ -253,6 +256,7 @@ func (h *handler) OnBoot(eng gnet.Engine) gnet.Action {
 	return gnet.None
 }
 
+// OnOpen admits or refuses a new TCP connection. Runs on the event loop.
 func (h *handler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	s := h.s
 	l := s.loopFor(gc.EventLoop())
@@ -292,6 +296,9 @@ func (l *loop) closeRefused(now time.Time) {
 	}
 }
 
+// OnTraffic feeds every buffered byte to the connection's state machine and
+// discards what it consumed; a partial request or frame stays in gnet's
+// buffer until more arrives. Runs on the event loop.
 func (h *handler) OnTraffic(gc gnet.Conn) gnet.Action {
 	c, _ := gc.Context().(*conn.Conn)
 	if c == nil { // refused: discard whatever the client sends
@@ -312,6 +319,8 @@ func (h *handler) OnTraffic(gc gnet.Conn) gnet.Action {
 	return gnet.None
 }
 
+// OnClose releases the connection's state and its admission slot. Runs on
+// the event loop, possibly inside a failed Write.
 func (h *handler) OnClose(gc gnet.Conn, _ error) gnet.Action {
 	if c, _ := gc.Context().(*conn.Conn); c != nil {
 		c.Closed()
@@ -323,6 +332,8 @@ func (h *handler) OnClose(gc gnet.Conn, _ error) gnet.Action {
 	return gnet.None
 }
 
+// OnTick hands each loop its timing-wheel advance. Runs on the engine's
+// ticker goroutine, never on a loop: it touches no loop state itself.
 func (h *handler) OnTick() (time.Duration, gnet.Action) {
 	for _, l := range *h.s.loopList.Load() {
 		_ = l.el.Execute(context.Background(), l.advance)

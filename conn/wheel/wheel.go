@@ -51,7 +51,9 @@ func (l *list[T]) moveTo(dst *list[T]) {
 }
 
 // Wheel is a hashed timing wheel. Timers further out than one revolution
-// stay in their slot and are skipped until their tick comes.
+// stay in their slot and are skipped until their tick comes. A Wheel and
+// its Nodes belong to one goroutine (in pushd, one event loop); no method
+// is safe for concurrent use.
 type Wheel[T any] struct {
 	slots   []list[T]
 	mask    uint64
