@@ -198,7 +198,7 @@ func (c *config) validate() error {
 		return fmt.Errorf("--trust-proxy: %w", err)
 	}
 	if c.PersonalPrefix != "" && codec.ValidTopic(strings.TrimSuffix(c.PersonalPrefix, ".")) != nil {
-		return fmt.Errorf("--personal-prefix %q: want topic tokens, e.g. user.", c.PersonalPrefix)
+		return fmt.Errorf("--personal-prefix %q: want topic tokens and a final dot, such as \"user.\"", c.PersonalPrefix)
 	}
 	return nil
 }

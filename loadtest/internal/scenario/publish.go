@@ -181,18 +181,30 @@ func newWSPublisher(ctx context.Context, c *Config) (*wsPublisher, error) {
 	return p, nil
 }
 
+// maxPublisherFrame bounds what the publisher connection accepts: it only
+// needs control frames and short replies.
+const maxPublisherFrame = 1 << 20
+
 func (p *wsPublisher) readLoop(r io.Reader) {
 	defer close(p.done)
+	var payload []byte
 	for {
-		f, err := ws.ReadFrame(r)
-		if err != nil {
+		h, err := ws.ReadHeader(r)
+		if err != nil || h.Length > maxPublisherFrame {
 			return
 		}
-		switch f.Header.OpCode {
+		payload = append(payload[:0], make([]byte, h.Length)...)
+		if _, err := io.ReadFull(r, payload); err != nil {
+			return
+		}
+		if h.Masked {
+			ws.Cipher(payload, h.Mask, 0)
+		}
+		switch h.OpCode {
 		case ws.OpPing:
-			p.write(ws.OpPong, f.Payload)
+			p.write(ws.OpPong, payload)
 		case ws.OpClose:
-			p.write(ws.OpClose, f.Payload[:min(2, len(f.Payload))])
+			p.write(ws.OpClose, payload[:min(2, len(payload))])
 			return
 		}
 	}
