@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -138,4 +139,41 @@ func TestTrustedProxyIsExemptFromPerIPCap(t *testing.T) {
 	if got := n.srv.Metrics().RejectedPerIP.Load(); got != 0 {
 		t.Fatalf("%d per-IP rejections for a trusted proxy", got)
 	}
+}
+
+// A slowloris handshake, one byte per second, is closed at the handshake
+// deadline, not kept open by its trickle.
+func TestSlowlorisHandshakeIsClosed(t *testing.T) {
+	n := testNode(t, "--handshake-timeout", "2s")
+	c, err := net.Dial("tcp", n.srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	req := "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+	start := time.Now()
+	closed := make(chan time.Duration, 1)
+	go func() {
+		var b [1]byte
+		_ = c.SetReadDeadline(time.Now().Add(15 * time.Second))
+		_, _ = c.Read(b[:]) // returns at EOF or reset
+		closed <- time.Since(start)
+	}()
+	for i := 0; i < len(req); i++ {
+		if _, err := c.Write([]byte{req[i]}); err != nil {
+			break // closed under us: expected
+		}
+		select {
+		case d := <-closed:
+			if d < 1900*time.Millisecond || d > 5*time.Second {
+				t.Fatalf("closed after %v, want at the 2 s deadline", d)
+			}
+			if got := n.srv.Metrics().HandshakeTimeouts.Load(); got != 1 {
+				t.Fatalf("handshake timeouts = %d", got)
+			}
+			return
+		case <-time.After(time.Second):
+		}
+	}
+	t.Fatal("the trickling handshake was never closed")
 }
