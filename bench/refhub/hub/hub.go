@@ -36,6 +36,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/pushd/pushd/codec"
 )
 
 // Close codes, as in pushd's protocol.
@@ -259,28 +261,13 @@ func appendMessage(dst []byte, topic string, seq uint64, data json.RawMessage) [
 	return append(dst, '}')
 }
 
-// validTopic accepts the names pushd accepts in spirit: 1–128 bytes of
-// letters, digits, '.', '_' and '-', with no empty dot-separated token.
-func validTopic(t string) bool {
-	if len(t) == 0 || len(t) > 128 || t[0] == '.' || t[len(t)-1] == '.' || strings.Contains(t, "..") {
-		return false
-	}
-	for i := 0; i < len(t); i++ {
-		b := t[i]
-		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '.' || b == '_' || b == '-') {
-			return false
-		}
-	}
-	return true
-}
-
 // ServeWS upgrades a request on /ws and starts the connection's pumps.
 // net/http calls it on the request's goroutine.
 func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request) {
 	var initial []string
 	if q := r.URL.Query().Get("topics"); q != "" {
 		for _, t := range strings.Split(q, ",") {
-			if !validTopic(t) {
+			if !validTopicName(t) {
 				http.Error(w, "bad topic", http.StatusBadRequest)
 				return
 			}
@@ -346,7 +333,7 @@ func (c *client) readPump() {
 		case "subscribe", "unsubscribe":
 			ok := len(cmd.Topics) > 0
 			for _, t := range cmd.Topics {
-				ok = ok && validTopic(t)
+				ok = ok && validTopicName(t)
 			}
 			if !ok {
 				if !c.reply(`{"id":` + string(cmd.ID) + `,"error":{"code":"bad_request","message":"bad topics"}}`) {
@@ -458,7 +445,7 @@ func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request) {
 		batch = []pubMsg{{Topic: req.Topic, Data: req.Data}}
 	}
 	for _, m := range batch {
-		if !validTopic(m.Topic) || len(m.Data) == 0 {
+		if !validTopicName(m.Topic) || len(m.Data) == 0 {
 			http.Error(w, `{"error":{"code":"bad_request","message":"bad topic or data"}}`, http.StatusBadRequest)
 			return
 		}
@@ -492,3 +479,6 @@ func selfRSS() int64 {
 	}
 	return 0
 }
+
+// validTopicName accepts exactly the topic names pushd accepts.
+func validTopicName(t string) bool { return codec.ValidTopic(t) == nil }

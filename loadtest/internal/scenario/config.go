@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pushd/pushd/codec"
 	"github.com/pushd/pushd/loadtest/internal/tmpl"
 )
 
@@ -143,7 +144,7 @@ func (c *Config) Check(ctx context.Context) error {
 		c.Topics = []string{"loadtest"}
 	}
 	for _, t := range c.Topics {
-		if !safeName(t) {
+		if codec.ValidTopic(t) != nil {
 			return fmt.Errorf("topic %q: use letters, digits, '.', '_' and '-' only", t)
 		}
 	}
@@ -348,19 +349,6 @@ func setDefault(s *string, v string) {
 	if *s == "" {
 		*s = v
 	}
-}
-
-func safeName(s string) bool {
-	if s == "" || len(s) > 128 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		b := s[i]
-		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '.' || b == '_' || b == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 // sources returns the local addresses to spread connections over: none
