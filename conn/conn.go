@@ -402,7 +402,7 @@ func (c *Conn) writeFrame(op ws.OpCode, payload []byte) bool {
 	}
 	hdr := codec.AppendFrameHeader(c.l.hdr[:0], op, true, len(payload))
 	c.l.iov2[0], c.l.iov2[1] = hdr, payload
-	_, err := c.tr.Writev(c.l.iov2[:])
+	_, err := c.l.writev(c.tr, c.l.iov2[:])
 	c.l.iov2[0], c.l.iov2[1] = nil, nil
 	if err != nil || c.state == StateClosed {
 		return false
