@@ -325,3 +325,26 @@ func TestClientPublishPermissions(t *testing.T) {
 		t.Fatalf("allowed publish: %q, published %v", out, published)
 	}
 }
+
+// A client that stalls inside a frame is not "active": it is pinged, its
+// pong cannot be read behind the incomplete frame, and it is closed at the
+// pong timeout, so a partial frame cannot pin its buffer forever.
+func TestPartialFrameDoesNotKeepConnectionAlive(t *testing.T) {
+	l := newTestLoop(Config{PingInterval: 100 * time.Millisecond, PongTimeout: 50 * time.Millisecond})
+	c, tr := openConn(t, l, "/echo")
+	frame := clientFrame(ws.OpBinary, true, make([]byte, 60000))
+	partial := frame[:len(frame)-1]
+	for i := 0; i < 6; i++ { // trickle more of the same frame in: still incomplete
+		if n, _ := c.Feed(partial); n != 0 {
+			t.Fatalf("consumed %d bytes of an incomplete frame", n)
+		}
+		advance(l, 20*time.Millisecond)
+	}
+	if !bytes.Equal(tr.out.Bytes(), codec.AppendFrame(nil, ws.OpPing, true, nil)) {
+		t.Fatalf("no ping after the interval despite the trickle: %x", tr.out.Bytes())
+	}
+	advance(l, 70*time.Millisecond)
+	if !tr.closed || l.metrics.HeartbeatTimeouts.Load() != 1 {
+		t.Fatalf("closed %v, heartbeat timeouts %d", tr.closed, l.metrics.HeartbeatTimeouts.Load())
+	}
+}
