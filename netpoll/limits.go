@@ -101,10 +101,13 @@ const refusedLinger = 2 * time.Second
 
 // refuse answers 503 with Retry-After and shuts down the write side, so the
 // client reads the answer and EOF. Loop goroutine only.
-func refuse(gc gnet.Conn, retry time.Duration) {
+func refuse(gc gnet.Conn, retry time.Duration) bool {
 	resp := codec.AppendHTTPError(nil, 503, "server busy, retry later", [2]string{"Retry-After", auth.RetryAfterSeconds(retry)})
-	_, _ = gc.Write(resp)
+	if _, err := gc.Write(resp); err != nil {
+		return false
+	}
 	if gc.OutboundBuffered() == 0 {
 		_ = unix.Shutdown(gc.Fd(), unix.SHUT_WR)
 	}
+	return true
 }

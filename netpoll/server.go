@@ -277,8 +277,12 @@ func (h *handler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 // refuse answers 503 and keeps the connection, stateless, until the peer
 // closes or the linger passes. Loop goroutine only.
 func (l *loop) refuse(gc gnet.Conn, retry time.Duration) {
-	refuse(gc, retry)
+	// The marker goes first: a failed Write runs OnClose inside refuse,
+	// which must see a counted connection.
 	gc.SetContext(refusedMarker)
+	if !refuse(gc, retry) {
+		return // closed inside the Write; the fd may already be reused
+	}
 	l.refused = append(l.refused, refusedConn{gc: gc, at: time.Now()})
 }
 
