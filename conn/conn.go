@@ -85,7 +85,7 @@ type Conn struct {
 	refill  uint32  // wheel tick of the last refill
 	strikes uint16  // commands refused in a row
 	ident   Identity
-	expires uint32 // wheel tick at which the credentials expire; 0 = never
+	expires uint64 // wheel tick at which the credentials expire; 0 = never
 }
 
 // State returns the connection's state. Loop goroutine only.
@@ -154,7 +154,7 @@ func (c *Conn) handshake(p []byte) int {
 	if id != nil {
 		if exp := id.Expiry(); !exp.IsZero() {
 			// The tick after the one exp falls in: never before exp.
-			c.expires = uint32(max(c.l.tickOf(exp)+1, c.l.cur+1))
+			c.expires = max(c.l.tickOf(exp)+1, c.l.cur+1)
 		}
 	}
 	buf := codec.AppendUpgradeResponse(c.l.scratch[:0], req.Key, proto)
@@ -458,7 +458,7 @@ func (c *Conn) onTimer() {
 		c.closeTransport()
 	case StateOpen:
 		now := uint32(l.cur)
-		if c.expires != 0 && int32(now-c.expires) >= 0 {
+		if c.expires != 0 && l.cur >= c.expires {
 			l.metrics.TokenExpired.Add(1)
 			c.CloseWith(codec.StatusTokenExpired, "token expired")
 			return
@@ -489,11 +489,9 @@ func (c *Conn) onTimer() {
 // armOpen arms the timer of an open connection for the given number of
 // ticks, or for the tick its credentials expire in if that comes first.
 func (c *Conn) armOpen(ticks uint64) {
-	if c.expires != 0 {
-		if left := int32(c.expires - uint32(c.l.cur)); int64(left) <= int64(ticks) {
-			c.l.wheel.ScheduleAt(&c.timer, c.l.cur+uint64(max(left, 0)))
-			return
-		}
+	if c.expires != 0 && c.expires <= c.l.cur+ticks {
+		c.l.wheel.ScheduleAt(&c.timer, c.expires)
+		return
 	}
 	c.l.arm(c, ticks)
 }

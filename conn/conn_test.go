@@ -50,7 +50,10 @@ func newTestLoop(cfg Config) *Loop {
 
 // newTestLoopWith fills in the tick, paths, metrics and a fake clock.
 func newTestLoopWith(lc LoopConfig) *Loop {
-	lc.Tick, lc.WSPath, lc.EchoPath, lc.Metrics = testTick, "/ws", "/echo", new(Metrics)
+	if lc.Tick == 0 {
+		lc.Tick = testTick
+	}
+	lc.WSPath, lc.EchoPath, lc.Metrics = "/ws", "/echo", new(Metrics)
 	fc := &fakeClock{t: time.Unix(1_000_000, 0)}
 	lc.Clock = fc.Now
 	l := NewLoop(lc, nil)
@@ -346,5 +349,30 @@ func TestPartialFrameDoesNotKeepConnectionAlive(t *testing.T) {
 	advance(l, 70*time.Millisecond)
 	if !tr.closed || l.metrics.HeartbeatTimeouts.Load() != 1 {
 		t.Fatalf("closed %v, heartbeat timeouts %d", tr.closed, l.metrics.HeartbeatTimeouts.Load())
+	}
+}
+
+// Tokens that expire far in the future (service tokens often say 2100)
+// must not wrap the tick arithmetic and close the connection at once.
+// (Found in review: a 100-year token was closed after 3 s.)
+func TestFarFutureExpiryDoesNotWrap(t *testing.T) {
+	for _, tc := range []struct {
+		tick time.Duration
+		ttl  time.Duration
+	}{
+		{time.Second, 100 * 365 * 24 * time.Hour},
+		{10 * time.Millisecond, 365 * 24 * time.Hour},
+	} {
+		var l *Loop
+		l = newTestLoopWith(LoopConfig{Conn: Config{PingInterval: time.Hour}, Tick: tc.tick,
+			Admit: func(*codec.Request) (Identity, string, *codec.HandshakeError) {
+				return testIdentity{sub: "u1", exp: clocks[l].Now().Add(tc.ttl)}, "", nil
+			}})
+		c, _ := openConn(t, l, "/ws")
+		advance(l, 3*tc.tick)
+		advance(l, time.Hour+tc.tick) // past the first ping, which the test does not answer
+		if l.metrics.TokenExpired.Load() != 0 {
+			t.Fatalf("tick %v: a token valid for %v expired (state %v)", tc.tick, tc.ttl, c.State())
+		}
 	}
 }
