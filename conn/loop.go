@@ -110,6 +110,11 @@ type outNode struct {
 // maxIovec is the most buffers one writev may take (Linux IOV_MAX).
 const maxIovec = 1024
 
+// maxRetainedOut bounds the outbox capacity kept between flushes (16 MiB of
+// nodes); topics flushes every 2^18 deliveries, so only a burst of
+// unusually large topics goes past it.
+const maxRetainedOut = 1 << 19
+
 // NewLoop returns the environment of one event loop. shard may be nil when
 // the server has no topic hub. Any goroutine; the Loop then belongs to the
 // loop goroutine.
@@ -274,7 +279,11 @@ func (l *Loop) Flush() {
 	}
 	l.dirty = l.dirty[:0]
 	clear(l.out)
-	l.out = l.out[:1]
+	if cap(l.out) > maxRetainedOut {
+		l.out = make([]outNode, 1, 1024) // give back a one-off spike
+	} else {
+		l.out = l.out[:1]
+	}
 	l.metrics.FramesOut.Add(frames)
 	l.metrics.Writevs.Add(calls)
 }

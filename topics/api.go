@@ -19,7 +19,9 @@ type Loop interface {
 	// fn never runs.
 	Execute(fn func()) error
 	// Flush writes whatever the subscribers queued during a drain. topics
-	// calls it on the loop's goroutine after each drain that delivered at
-	// least one frame.
+	// calls it on the loop's goroutine at the end of each drain that
+	// delivered at least one frame, and also in the middle of a drain that
+	// delivers a long backlog (every flushDeliveries deliveries), so what a
+	// loop holds between flushes stays bounded.
 	Flush()
 }

@@ -17,7 +17,7 @@
 //	   ▼ the first append into an idle queue calls Loop.Execute(drain) — once per burst
 //	event loop goroutine: drain
 //	   │ for each queued frame, Deliver to every local subscriber of its topic
-//	   │ Loop.Flush once, then Release every frame
+//	   │ Loop.Flush (every flushDeliveries, and at the end), then Release every frame
 //	   ▼
 //	subscribers (pushd: conns) write the frame bytes
 //

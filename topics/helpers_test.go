@@ -93,10 +93,11 @@ type testLoop struct {
 	stopOnce sync.Once
 
 	// Owned by the loop goroutine.
-	inLoop  bool
-	flushes int
-	pending []pendingFrame
-	onFlush func() // optional; runs at the end of Flush
+	inLoop     bool
+	flushes    int
+	maxPending int // most deliveries one Flush had to commit
+	pending    []pendingFrame
+	onFlush    func() // optional; runs at the end of Flush
 }
 
 type pendingFrame struct {
@@ -153,6 +154,7 @@ func (l *testLoop) Flush() {
 		panic("Flush outside the loop goroutine")
 	}
 	l.flushes++
+	l.maxPending = max(l.maxPending, len(l.pending))
 	for _, p := range l.pending {
 		p.r.held = append(p.r.held, p.f)
 	}

@@ -751,3 +751,46 @@ func TestClosedConn(t *testing.T) {
 		t.Errorf("Stats: %+v, want 1 subscription on 1 topic", st)
 	}
 }
+
+// A drain that delivers a long backlog flushes every flushDeliveries, so
+// the loop never holds backlog × subscribers queued entries at once.
+func TestDrainFlushesLongBacklogsInPieces(t *testing.T) {
+	ns := startNATS(t, -1)
+	nc := connect(t, ns)
+	h := newHub(t, nc, Config{})
+	l := newTestLoop(t)
+	s := h.NewShard(l)
+	const subs, msgs = 700, 1000 // 700,000 deliveries in one drain
+	recs := make([]*recorder, subs)
+	for i := range recs {
+		recs[i] = &recorder{loop: l, tb: t}
+		subscribe(t, s, recs[i], "backlog")
+	}
+	flush(t, nc)
+	block := make(chan struct{})
+	if err := l.Execute(func() { <-block }); err != nil {
+		t.Fatal(err)
+	}
+	for i := range msgs {
+		if err := h.Publish("backlog", fmt.Appendf(nil, "%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "worker done", func() bool { return h.Stats().MessagesIn == msgs })
+	close(block)
+	waitFor(t, "all deliveries", func() bool { return h.Stats().Deliveries == subs*msgs })
+	var flushes, most int
+	l.do(t, func() {
+		flushes, most = l.flushes, l.maxPending
+		for _, r := range recs {
+			for _, f := range r.held {
+				f.Release()
+			}
+			r.held = nil
+		}
+	})
+	if flushes < 2 || most > flushDeliveries+subs {
+		t.Fatalf("%d flushes, the largest committing %d deliveries; want several of at most %d", flushes, most, flushDeliveries+subs)
+	}
+	waitIdle(t, h)
+}
