@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -145,15 +146,12 @@ func (c *config) resolve(fs *flag.FlagSet, x *flagExtras, getenv func(string) st
 			return
 		}
 		if v, ok := file[f.Name]; ok {
-			s := fmt.Sprint(v)
-			if n, ok := v.(float64); ok {
-				s = fmt.Sprintf("%.0f", n)
-				if n != float64(int64(n)) {
-					s = fmt.Sprint(n)
-				}
+			str, e := fileValue(v)
+			if e == nil {
+				e = f.Value.Set(str)
 			}
-			if e := f.Value.Set(s); e != nil {
-				err = fmt.Errorf("invalid value %q for %q in config file: %v", s, f.Name, e)
+			if e != nil {
+				err = fmt.Errorf("invalid value for %q in config file: %v", f.Name, e)
 			}
 		}
 	})
@@ -201,4 +199,32 @@ func (c *config) validate() error {
 		return fmt.Errorf("--personal-prefix %q: want topic tokens and a final dot, such as \"user.\"", c.PersonalPrefix)
 	}
 	return nil
+}
+
+// fileValue turns a JSON config-file value into flag text: strings, numbers
+// and booleans as themselves, an array of them joined with commas (for the
+// list flags). Anything else is an error rather than a surprise.
+func fileValue(v any) (string, error) {
+	switch x := v.(type) {
+	case string:
+		return x, nil
+	case bool:
+		return strconv.FormatBool(x), nil
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64), nil
+	case []any:
+		parts := make([]string, len(x))
+		for i, e := range x {
+			if _, nested := e.([]any); nested {
+				return "", errors.New("nested arrays are not allowed")
+			}
+			s, err := fileValue(e)
+			if err != nil {
+				return "", err
+			}
+			parts[i] = s
+		}
+		return strings.Join(parts, ","), nil
+	}
+	return "", fmt.Errorf("want a string, number, boolean or array, got %T", v)
 }

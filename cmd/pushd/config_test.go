@@ -15,7 +15,8 @@ func envOf(m map[string]string) func(string) string {
 func TestConfigPrecedence(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "pushd.json")
-	err := os.WriteFile(file, []byte(`{"listen":":9000","prefix":"file","ping-interval":"7s","max-frame":4096,"command-rate":2.5}`), 0o600)
+	err := os.WriteFile(file, []byte(`{"listen":":9000","prefix":"file","ping-interval":"7s","max-frame":4096,"command-rate":2.5,`+
+		`"allowed-origins":["https://a.example","https://*.b.example"],"client-publish":true}`), 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,6 +35,8 @@ func TestConfigPrecedence(t *testing.T) {
 		{"file beats default", cfg.Conn.PingInterval, 7 * time.Second},
 		{"file number", cfg.Conn.MaxFrameSize, 4096},
 		{"file float", cfg.Conn.CommandRate, 2.5},
+		{"file array joins a list flag", cfg.Auth.AllowedOrigins, "https://a.example,https://*.b.example"},
+		{"file boolean", cfg.ClientPublish, true},
 		{"default", cfg.APIListen, "127.0.0.1:8081"},
 		{"api keys split and trimmed", strings.Join(cfg.APIKeys, "|"), "a|b"},
 	}
@@ -54,6 +57,8 @@ func TestConfigErrors(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.json")
 	_ = os.WriteFile(bad, []byte(`{"no-such-flag":1}`), 0o600)
+	object := filepath.Join(dir, "object.json")
+	_ = os.WriteFile(object, []byte(`{"api-keys":{"k":"v"}}`), 0o600)
 	broken := filepath.Join(dir, "broken.json")
 	_ = os.WriteFile(broken, []byte(`{"listen":`), 0o600)
 	cases := []struct {
@@ -75,6 +80,7 @@ func TestConfigErrors(t *testing.T) {
 		{nil, map[string]string{"PUSHD_MAX_MESSAGE": "big"}, "PUSHD_MAX_MESSAGE"},
 		{[]string{"--config", bad}, nil, "unknown key"},
 		{[]string{"--config", broken}, nil, "broken.json"},
+		{[]string{"--config", object}, nil, "api-keys"},
 		{[]string{"--config", filepath.Join(dir, "missing.json")}, nil, "config file"},
 	}
 	for _, tc := range cases {
