@@ -123,6 +123,9 @@ func (c *Conn) Feed(p []byte) (n int, close bool) {
 }
 
 func (c *Conn) handshake(p []byte) int {
+	if c.flags&flagCloseReq != 0 {
+		return len(p) // the deadline passed; the close is on its way
+	}
 	req, n, err := codec.ParseUpgrade(p, c.l.upLimits)
 	if err == codec.ErrNeedMore {
 		return 0
@@ -289,16 +292,21 @@ func (c *Conn) peerClose(payload []byte) {
 		c.fail(err)
 		return
 	}
-	if code == codec.StatusNoStatus {
-		c.writeFrame(ws.OpClose, nil)
-	} else {
-		var b [2]byte
-		b[0], b[1] = byte(code>>8), byte(code)
-		c.writeFrame(ws.OpClose, b[:])
-	}
-	// The server closes the TCP connection first (§7.1.1).
-	c.closeTransport()
+	// Echo the code (an empty close gets an empty one) and close the TCP
+	// connection first, as the server should (§7.1.1).
+	c.finalClose(code, "")
+}
+
+// finalClose writes one last close frame and closes the transport. The
+// state moves first, so nothing, not even the slow-consumer policy's own
+// close frame, can follow it (§5.5.1: one close frame per side).
+func (c *Conn) finalClose(code codec.StatusCode, reason string) {
+	c.endMessage()
 	c.state = StateFailed
+	buf := codec.AppendCloseFrame(c.l.scratch[:0], code, reason)
+	c.l.scratch = buf[:0]
+	_, _ = c.tr.Write(buf)
+	c.closeTransport()
 }
 
 // fail sends a close frame for err and stops reading the connection
@@ -466,10 +474,7 @@ func (c *Conn) onTimer() {
 		idle := uint64(now - c.lastActive)
 		if c.flags&flagAwaitPong != 0 {
 			l.metrics.HeartbeatTimeouts.Add(1)
-			buf := codec.AppendCloseFrame(l.scratch[:0], codec.StatusHeartbeatTimeout, "no pong")
-			l.scratch = buf[:0]
-			c.write(buf)
-			c.closeTransport()
+			c.finalClose(codec.StatusHeartbeatTimeout, "no pong")
 			return
 		}
 		if idle < l.pingTicks {

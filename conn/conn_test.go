@@ -376,3 +376,22 @@ func TestFarFutureExpiryDoesNotWrap(t *testing.T) {
 		}
 	}
 }
+
+// A connection closed for a missing pong while its outbound buffer is over
+// the cap gets exactly one close frame (4001), not a second one from the
+// slow-consumer policy (RFC 6455 §5.5.1). (Found in review.)
+func TestOneCloseFrameOnly(t *testing.T) {
+	l := newTestLoop(Config{PingInterval: 100 * time.Millisecond, PongTimeout: 50 * time.Millisecond, MaxOutbound: 1000})
+	_, tr := openConn(t, l, "/echo")
+	advance(l, 110*time.Millisecond) // ping
+	tr.out.Reset()
+	tr.outbound = 5000 // the peer stopped reading too
+	advance(l, 70*time.Millisecond)
+	want := codec.AppendCloseFrame(nil, codec.StatusHeartbeatTimeout, "no pong")
+	if !bytes.Equal(tr.out.Bytes(), want) || !tr.closed {
+		t.Fatalf("wrote %x (closed %v), want exactly one close 4001 %x", tr.out.Bytes(), tr.closed, want)
+	}
+	if l.metrics.SlowConsumers.Load() != 0 {
+		t.Fatal("a closing connection was also counted as a slow consumer")
+	}
+}

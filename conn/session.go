@@ -30,7 +30,7 @@ func (protoHandler) Open(c *Conn, req *codec.Request) {
 			c.subscribeTopics(nil, []string{t}, true)
 		}
 	}
-	if req.RawQuery == "" {
+	if req.RawQuery == "" || c.state != StateOpen {
 		return
 	}
 	q, err := url.ParseQuery(req.RawQuery)
@@ -171,6 +171,9 @@ func (c *Conn) forbid(id []byte, msg string) {
 // check (for the server-chosen personal topic).
 func (c *Conn) subscribeTopics(id []byte, names []string, trusted bool) {
 	l := c.l
+	if c.state != StateOpen {
+		return // closed (or closing) while the command was handled
+	}
 	if l.shard == nil {
 		c.replyError(id, codec.CodeInternal, "this endpoint has no topics")
 		return
