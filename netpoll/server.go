@@ -134,12 +134,14 @@ func Start(cfg Config) (*Server, error) {
 }
 
 // Addr returns the address the server listens on, with the bound port.
+// Any goroutine.
 func (s *Server) Addr() string { return s.addr }
 
-// Metrics returns the server's connection counters.
+// Metrics returns the server's connection counters. Any goroutine.
 func (s *Server) Metrics() *conn.Metrics { return s.metrics }
 
-// Serving reports whether the engine is running and not draining.
+// Serving reports whether the engine is running and not draining. Any
+// goroutine.
 func (s *Server) Serving() bool {
 	select {
 	case <-s.done:
@@ -149,12 +151,15 @@ func (s *Server) Serving() bool {
 	}
 }
 
-// Done returns a channel that is closed when the engine has stopped.
+// Done returns a channel that is closed when the engine has stopped. Any
+// goroutine.
 func (s *Server) Done() <-chan struct{} { return s.done }
 
 // Shutdown drains the server: it stops upgrading new connections, sends
 // close 1001 to every open connection, waits until they are gone or ctx
 // ends, and then stops the engine. It returns when the engine has stopped.
+// Any goroutine, any number of times; not from an event loop, which it
+// would wait on.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopOnce.Do(func() {
 		s.draining.Store(true)

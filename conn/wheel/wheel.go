@@ -15,9 +15,10 @@ type Node[T any] struct {
 }
 
 // Init ties n to its owner, the value passed to the wheel's fire function.
+// Owner goroutine only, like every method here.
 func (n *Node[T]) Init(owner *T) { n.owner = owner }
 
-// Armed reports whether n is scheduled.
+// Armed reports whether n is scheduled. Owner goroutine only.
 func (n *Node[T]) Armed() bool { return n.next != nil }
 
 func (n *Node[T]) unlink() {
@@ -80,14 +81,14 @@ func New[T any](slots int, fire func(*T)) *Wheel[T] {
 	return w
 }
 
-// Now returns the current tick.
+// Now returns the current tick. Owner goroutine only.
 func (w *Wheel[T]) Now() uint64 { return w.now }
 
-// Len returns the number of armed timers.
+// Len returns the number of armed timers. Owner goroutine only.
 func (w *Wheel[T]) Len() int { return w.count }
 
 // Schedule arms n to fire after the given number of ticks (at least 1),
-// replacing any earlier schedule.
+// replacing any earlier schedule. Owner goroutine only.
 func (w *Wheel[T]) Schedule(n *Node[T], ticks uint64) {
 	if n.next != nil {
 		n.unlink()
@@ -102,7 +103,7 @@ func (w *Wheel[T]) Schedule(n *Node[T], ticks uint64) {
 }
 
 // ScheduleAt arms n to fire at tick at, or at the next tick if at is not
-// in the future, replacing any earlier schedule.
+// in the future, replacing any earlier schedule. Owner goroutine only.
 func (w *Wheel[T]) ScheduleAt(n *Node[T], at uint64) {
 	if at <= w.now {
 		at = w.now + 1
@@ -110,7 +111,8 @@ func (w *Wheel[T]) ScheduleAt(n *Node[T], at uint64) {
 	w.Schedule(n, at-w.now)
 }
 
-// Stop disarms n. Stopping an unarmed timer does nothing.
+// Stop disarms n. Stopping an unarmed timer does nothing. Owner goroutine
+// only.
 func (w *Wheel[T]) Stop(n *Node[T]) {
 	if n.next != nil {
 		n.unlink()
@@ -119,7 +121,8 @@ func (w *Wheel[T]) Stop(n *Node[T]) {
 }
 
 // Advance moves the wheel forward to tick `to`, firing every timer that
-// comes due on the way, in tick order. It does nothing if to ≤ Now.
+// comes due on the way, in tick order. It does nothing if to ≤ Now. Owner
+// goroutine only.
 func (w *Wheel[T]) Advance(to uint64) {
 	for w.now < to {
 		w.now++
