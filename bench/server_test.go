@@ -14,6 +14,7 @@ import (
 	"github.com/pushd/pushd/conn"
 	"github.com/pushd/pushd/netpoll"
 	"github.com/pushd/pushd/topics"
+	"github.com/pushd/pushd/topics/broker/natsbroker"
 )
 
 // node is an in-process pushd: embedded NATS, the topic hub and the engine.
@@ -43,7 +44,11 @@ func startNode(tb testing.TB, loops int, cc conn.Config) *node {
 		tb.Fatal(err)
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if n.hub, err = topics.New(n.nc, topics.Config{Logger: quiet}); err != nil {
+	b, err := natsbroker.New(n.nc, natsbroker.Config{Logger: quiet})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if n.hub, err = topics.New(b, topics.Config{Logger: quiet}); err != nil {
 		tb.Fatal(err)
 	}
 	n.srv, err = netpoll.Start(netpoll.Config{Addr: "127.0.0.1:0", Loops: loops, Hub: n.hub, Conn: cc, Logger: quiet})
@@ -55,6 +60,7 @@ func startNode(tb testing.TB, loops int, cc conn.Config) *node {
 		defer cancel()
 		_ = n.srv.Shutdown(ctx)
 		n.hub.Close()
+		b.Close()
 		n.pub.Close()
 		n.nc.Close()
 		ns.Shutdown()

@@ -233,3 +233,34 @@ func serverFirstByte(op ws.OpCode, fin bool) byte {
 	}
 	return b
 }
+
+// MaxServerHeaderLen is the longest unmasked server frame header: 2 bytes
+// plus a 64-bit extended payload length (§5.2).
+const MaxServerHeaderLen = 10
+
+var headerRoom [MaxServerHeaderLen]byte
+
+// AppendFrameRoom appends MaxServerHeaderLen bytes of room for a frame
+// header, to be filled in by FinishFrame once the payload after it is
+// complete. Together they build a frame whose payload is encoded straight
+// into the buffer, with no copy:
+//
+//	at := len(buf)
+//	buf = codec.AppendFrameRoom(buf)
+//	buf = codec.AppendPush(buf, topic, seq, data)
+//	start := codec.FinishFrame(buf, at, ws.OpText)
+//	frame := buf[start:]
+//
+// AppendFrameRoom is pure; it does not allocate when dst has room.
+func AppendFrameRoom(dst []byte) []byte { return append(dst, headerRoom[:]...) }
+
+// FinishFrame writes the header of a final (FIN) unmasked frame with opcode
+// op in front of the payload b[at+MaxServerHeaderLen:], inside the room that
+// AppendFrameRoom appended at index at, and returns the index where the
+// frame starts. It panics if b is shorter than at+MaxServerHeaderLen.
+//
+// FinishFrame is pure and never allocates.
+func FinishFrame(b []byte, at int, op ws.OpCode) (start int) {
+	end := at + MaxServerHeaderLen
+	return at + PutFrameHeader(b[at:end], op, true, len(b)-end)
+}

@@ -447,14 +447,24 @@ func (c *Conn) writeJSON(fill func([]byte) []byte) bool {
 	return c.write(buf[start:])
 }
 
+// PushFormat is the v1 push as one WebSocket text frame (RFC 6455 §5.6):
+// the JSON of codec.AppendPush, encoded once per message and shared by every
+// WebSocket subscriber.
+var PushFormat = topics.NewFormat("ws-v1", func(dst []byte, m *topics.Message) ([]byte, int) {
+	at := len(dst)
+	dst = codec.AppendFrameRoom(dst)
+	dst = codec.AppendPush(dst, m.Topic(), m.Seq(), m.Data())
+	return dst, codec.FinishFrame(dst, at, ws.OpText)
+})
+
 // Deliver queues a push for the next Flush. It implements topics.Subscriber.
 // Loop goroutine only.
-func (c *Conn) Deliver(f *topics.Frame) {
+func (c *Conn) Deliver(m *topics.Message) {
 	if c.state != StateOpen || c.flags&flagCloseReq != 0 {
 		c.l.metrics.DroppedClosing.Add(1)
 		return
 	}
-	c.l.queue(c, f.Bytes())
+	c.l.queue(c, m.Bytes(PushFormat))
 }
 
 // onTimer runs when the connection's timer fires.

@@ -3,7 +3,11 @@
 #  - only netpoll imports gnet;
 #  - codec imports nothing of ours;
 #  - conn and topics never import netpoll; topics never imports conn;
-#  - nothing imports cmd/..., bench or loadtest.
+#  - nothing imports cmd/..., bench or loadtest;
+#  - only the broker implementations (topics/broker/<impl>), cmd/pushd,
+#    bench and loadtest import nats.go or nats-server (tests may import them:
+#    go list -deps sees only non-test imports);
+#  - topics/broker imports nothing of ours but codec.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mod=$(go list -m)
@@ -30,6 +34,16 @@ for pkg in $(go list ./...); do
 	"$mod"/topics*)
 		if grep -q "^$mod/conn" <<<"$d"; then echo "$pkg imports conn"; fail=1; fi ;;
 	esac
+	case "$pkg" in
+	"$mod"/topics/broker/*/*|"$mod"/topics/broker/*|"$mod"/cmd/*|"$mod"/bench*|"$mod"/loadtest*) ;;
+	*)
+		if grep -qE '^github.com/nats-io/(nats.go|nats-server)' <<<"$d"; then
+			echo "$pkg imports nats.go or nats-server (only broker implementations may)"; fail=1
+		fi ;;
+	esac
+	if [ "$pkg" = "$mod/topics/broker" ] && grep "^$mod/" <<<"$d" | grep -vqE "^$mod/(codec|topics/broker)$"; then
+		echo "$pkg imports pushd packages beyond codec"; fail=1
+	fi
 	if grep -E "^$mod/(cmd|bench|loadtest)" <<<"$d" | grep -vqx "$pkg"; then
 		case "$pkg" in
 		"$mod"/loadtest*|"$mod"/bench*) ;; # their own sub-packages

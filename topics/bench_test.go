@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/pushd/pushd/topics/broker"
 )
 
 // countLoop is a minimal real event loop for benchmarks: one goroutine
@@ -45,10 +47,14 @@ func (l *countLoop) do(fn func()) {
 	<-ran
 }
 
-// counter is a trivial Subscriber: one increment per delivery.
+// counter is a trivial Subscriber: it asks for the v1 WebSocket encoding,
+// as a connection does (built once per message, shared), and counts.
 type counter struct{ l *countLoop }
 
-func (c counter) Deliver(*Frame) { c.l.n++ }
+func (c counter) Deliver(m *Message) {
+	_ = m.Bytes(pushFormat)
+	c.l.n++
+}
 
 // fanoutFixture is a Hub with two shards and nTopics topics per namespace,
 // each with subsPerTopic subscribers split evenly over the shards.
@@ -63,7 +69,7 @@ func newFanoutFixture(b *testing.B, namespaces []string, nTopics, subsPerTopic i
 	b.Helper()
 	ns := startNATS(b, -1)
 	fx := &fanoutFixture{nc: connect(b, ns), subsPerTopic: subsPerTopic}
-	fx.h = newHub(b, fx.nc, Config{})
+	fx.h = newHub(b, fx.nc, testConfig{})
 	fx.loops = []*countLoop{newCountLoop(b), newCountLoop(b)}
 	for i, l := range fx.loops {
 		s := fx.h.NewShard(l)
@@ -134,10 +140,10 @@ func (fx *fanoutFixture) run(b *testing.B, nTopics int, send func(i int)) {
 // benchFanout measures fan-out of one message to subsPerTopic subscribers on
 // two loops, with nTopics topics taking turns:
 //
-//   - dispatch: the worker's path alone (lookup, encode once, hand-off,
-//     drain, Deliver, Flush, Release), fed directly with a *nats.Msg. Its
-//     allocs/op are topics' own: zero in steady state, whatever the number
-//     of subscribers.
+//   - dispatch: the hub's path alone (the broker.Sink's Deliver: number,
+//     wrap once, hand-off, drain, Deliver, encode once, Flush, Release), fed
+//     directly as the broker's worker would. Its allocs/op are topics' own:
+//     zero in steady state, whatever the number of subscribers.
 //   - nats: end to end from Hub.Publish through the real NATS server and
 //     nats.go's reader. nats.go allocates each *nats.Msg and its data, and
 //     the allocation count includes the in-process server's.
@@ -145,17 +151,17 @@ func benchFanout(b *testing.B, nTopics, subsPerTopic int) {
 	fx := newFanoutFixture(b, []string{"d", "n"}, nTopics, subsPerTopic)
 	data := []byte(`{"price":12345.67,"qty":3}`)
 	b.Run("dispatch", func(b *testing.B) {
-		msgs := make([]*nats.Msg, nTopics)
-		parts := make([]*partition, nTopics)
-		for t := range msgs {
+		sinks := make([]*topicState, nTopics)
+		for t := range sinks {
 			name := topicName("d", t)
-			parts[t] = fx.h.partFor(name)
-			parts[t].mu.RLock()
-			nsub := parts[t].topics[name].nsub
-			parts[t].mu.RUnlock()
-			msgs[t] = &nats.Msg{Subject: "pushd." + name, Data: data, Sub: nsub}
+			p := fx.h.partFor(name)
+			p.mu.RLock()
+			sinks[t] = p.topics[name]
+			p.mu.RUnlock()
 		}
-		fx.run(b, nTopics, func(t int) { fx.h.dispatch(parts[t], msgs[t]) })
+		// The broker's workers deliver too; keep them out of the way by
+		// never publishing to the "d" topics through NATS.
+		fx.run(b, nTopics, func(t int) { sinks[t].Deliver(broker.Message{Data: data}) })
 	})
 	b.Run("nats", func(b *testing.B) {
 		names := make([]string, nTopics)
@@ -167,7 +173,7 @@ func benchFanout(b *testing.B, nTopics, subsPerTopic int) {
 				b.Fatal(err)
 			}
 		})
-		if st := fx.h.Stats(); st.DroppedSlowNATS != 0 || st.DroppedShardQueue != 0 {
+		if st := fx.h.Stats(); st.DroppedBroker != 0 || st.DroppedShardQueue != 0 {
 			b.Errorf("drops during the benchmark: %+v", st)
 		}
 	})

@@ -13,6 +13,9 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/pushd/pushd/codec"
+	"github.com/pushd/pushd/topics/broker/natsbroker"
 )
 
 // startNATS starts a real NATS server on loopback (port -1 picks a free one)
@@ -45,20 +48,44 @@ func connect(tb testing.TB, ns *server.Server, opts ...nats.Option) *nats.Conn {
 	return nc
 }
 
-// newHub returns a Hub on nc that logs nowhere and is closed at the end of
-// the test.
-func newHub(tb testing.TB, nc *nats.Conn, cfg Config) *Hub {
+// testConfig configures a test's Hub and the real core-NATS broker under
+// it.
+type testConfig struct {
+	Config
+	Prefix   string
+	Workers  int
+	QueueLen int
+}
+
+// newHub returns a Hub on a natsbroker.Broker on nc; both log nowhere and
+// are closed at the end of the test.
+func newHub(tb testing.TB, nc *nats.Conn, cfg testConfig) *Hub {
 	tb.Helper()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		cfg.Logger = quiet
 	}
-	h, err := New(nc, cfg)
+	b, err := natsbroker.New(nc, natsbroker.Config{Prefix: cfg.Prefix, Workers: cfg.Workers, QueueLen: cfg.QueueLen, Logger: quiet})
+	if err != nil {
+		tb.Fatalf("natsbroker.New: %v", err)
+	}
+	tb.Cleanup(b.Close)
+	h, err := New(b, cfg.Config)
 	if err != nil {
 		tb.Fatalf("New: %v", err)
 	}
 	tb.Cleanup(h.Close)
 	return h
 }
+
+// pushFormat is the v1 WebSocket push frame, built the way the WebSocket
+// transport builds it: the format every recorder asks for.
+var pushFormat = NewFormat("test-v1-ws", func(dst []byte, m *Message) ([]byte, int) {
+	at := len(dst)
+	dst = codec.AppendFrameRoom(dst)
+	dst = codec.AppendPush(dst, m.Topic(), m.Seq(), m.Data())
+	return dst, codec.FinishFrame(dst, at, ws.OpText)
+})
 
 // flush waits until the server has processed everything nc sent.
 func flush(tb testing.TB, nc *nats.Conn) {
@@ -102,7 +129,7 @@ type testLoop struct {
 
 type pendingFrame struct {
 	r *recorder
-	f *Frame
+	m *Message
 }
 
 func newTestLoop(tb testing.TB) *testLoop {
@@ -156,7 +183,7 @@ func (l *testLoop) Flush() {
 	l.flushes++
 	l.maxPending = max(l.maxPending, len(l.pending))
 	for _, p := range l.pending {
-		p.r.held = append(p.r.held, p.f)
+		p.r.held = append(p.r.held, p.m)
 	}
 	clear(l.pending)
 	l.pending = l.pending[:0]
@@ -193,16 +220,16 @@ type recorder struct {
 	tb   testing.TB
 
 	// Owned by the loop goroutine.
-	held []*Frame
+	held []*Message
 	got  []push
 }
 
-func (r *recorder) Deliver(f *Frame) {
+func (r *recorder) Deliver(m *Message) {
 	if !r.loop.inLoop {
 		r.tb.Error("Deliver outside the loop goroutine")
 	}
-	f.Retain()
-	r.loop.pending = append(r.loop.pending, pendingFrame{r, f})
+	m.Retain()
+	r.loop.pending = append(r.loop.pending, pendingFrame{r, m})
 }
 
 // push is one decoded push message.
@@ -216,9 +243,9 @@ type push struct {
 
 // collect decodes and releases the frames r holds. Loop goroutine only.
 func (r *recorder) collect() {
-	for _, f := range r.held {
-		r.got = append(r.got, decodeFrame(r.tb, f.Bytes()))
-		f.Release()
+	for _, m := range r.held {
+		r.got = append(r.got, decodeFrame(r.tb, m.Bytes(pushFormat)))
+		m.Release()
 	}
 	clear(r.held)
 	r.held = r.held[:0]

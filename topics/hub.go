@@ -1,6 +1,7 @@
 package topics
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -8,31 +9,19 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/nats-io/nats.go"
 	"github.com/valyala/bytebufferpool"
 
 	"github.com/pushd/pushd/codec"
+	"github.com/pushd/pushd/topics/broker"
+	"github.com/pushd/pushd/topics/metric"
 )
 
 // Config configures a Hub. Zero fields take their defaults.
 type Config struct {
-	// Prefix is the NATS subject prefix: topic "a.b" travels on subject
-	// "<Prefix>.a.b". It must itself be a valid topic name (codec.ValidTopic).
-	// Default "pushd".
-	Prefix string
-	// Workers is the number of fan-in workers, each reading its own channel.
-	// A topic always maps to the same worker (by hash), which keeps
-	// per-topic order and lets that worker own the topic's sequence number.
-	// Default 4.
-	Workers int
-	// QueueLen is the capacity of each worker's channel. nats.go's reader
-	// never blocks on it: when it is full the message is dropped and counted
-	// in Stats.DroppedSlowNATS. Default 65536.
-	QueueLen int
-	// ShardQueueLen caps the frames waiting in one shard's queue for its
-	// loop to drain. Past it, frames for that loop are dropped and counted in
-	// Stats.DroppedShardQueue rather than letting a stuck loop grow memory
-	// without bound; clients see the gap in seq. Default 65536.
+	// ShardQueueLen caps the messages waiting in one shard's queue for its
+	// loop to drain. Past it, messages for that loop are dropped and
+	// counted in Stats.DroppedShardQueue rather than letting a stuck loop
+	// grow memory without bound; clients see the gap in seq. Default 65536.
 	ShardQueueLen int
 	// Logger receives the hub's rare operational messages (a loop that
 	// stopped, an upstream unsubscribe that failed). Default slog.Default().
@@ -40,103 +29,81 @@ type Config struct {
 }
 
 // Defaults used for zero Config fields.
-const (
-	DefaultPrefix        = "pushd"
-	DefaultWorkers       = 4
-	DefaultQueueLen      = 65536
-	DefaultShardQueueLen = 65536
-)
+const DefaultShardQueueLen = 65536
+
+// partitions is the number of lock stripes of the topic registry.
+const partitions = 16
 
 // ErrClosed is returned by Subscribe and Publish after Hub.Close.
 var ErrClosed = errors.New("topics: hub closed")
 
-// Hub is the node's topic registry and its NATS side: it holds one NATS
-// subscription per topic that has at least one local subscriber, encodes
-// each arriving message once, and hands it to every Shard (event loop) that
-// has subscribers of the topic. Safe for concurrent use unless a method says
+// Hub is the node's topic registry: it holds one broker subscription per
+// topic that has at least one local subscriber, turns each arriving message
+// into a shared Message, and hands it to every Shard (event loop) that has
+// subscribers of the topic. Safe for concurrent use unless a method says
 // otherwise.
 type Hub struct {
 	// Immutable after New.
-	nc            *nats.Conn
-	prefix        string // Config.Prefix + "."
+	broker        broker.Broker
 	log           *slog.Logger
-	parts         []*partition
+	parts         [partitions]partition
 	shardQueueLen int
-	done          chan struct{} // closed by Close to stop the workers
-	wg            sync.WaitGroup
 
 	closeOnce sync.Once
 	closed    atomic.Bool
 
-	// Pools for Frames and their buffers; safe for concurrent use.
-	frames sync.Pool
-	bufs   bytebufferpool.Pool
+	// Pools for Messages and their encodings' buffers; safe for
+	// concurrent use.
+	messages sync.Pool
+	bufs     bytebufferpool.Pool
 
-	framesLive    atomic.Int64 // encoded frames not yet released by every holder
-	upstreamSubs  atomic.Int64 // NATS subscriptions made and not yet unsubscribed
+	messagesLive  atomic.Int64 // messages not yet released by every holder
+	upstreamSubs  atomic.Int64 // broker subscriptions made and not yet ended
 	subscriptions atomic.Int64 // local Subscriptions over all shards
+	dispatched    atomic.Int64 // messages handed to at least one shard
+	noTopic       atomic.Int64 // messages that arrived after interest ended
 
 	// shardsMu guards shards, the list Stats sums and Close stops.
 	shardsMu sync.Mutex
 	shards   []*Shard
 }
 
-// partition is one worker and the topics that hash to it. Splitting the
-// topic map by worker means a worker's lookup only ever contends with
-// subscription changes of its own topics, never with the other workers.
+// partition is one lock stripe of the registry: the topics that hash to it.
 type partition struct {
-	// Immutable after New.
-	ch chan *nats.Msg // filled by nats.go's reader goroutine, read by the worker
-
-	// mu guards topics, retiredDrops and, in every topicState of the map,
-	// nsub and shards.
-	mu           sync.RWMutex
-	topics       map[string]*topicState
-	retiredDrops int64 // nats.go slow-consumer drops of subscriptions already unsubscribed
-
-	// Written only by the worker goroutine; atomics so that Stats may read.
-	messagesIn atomic.Int64
-	framesOut  atomic.Int64
-	noTopic    atomic.Int64
+	// mu guards topics and, in every topicState of the map, bsub and
+	// shards.
+	mu     sync.RWMutex
+	topics map[string]*topicState
 }
 
-// topicState is this node's interest in one topic. It exists exactly while
-// at least one shard has a local subscriber of the topic, and so does its
-// NATS subscription.
+// topicState is this node's interest in one topic, for one period of
+// interest: it exists exactly while at least one shard has a local
+// subscriber of the topic, and so does its broker subscription. It is the
+// broker.Sink of that subscription.
 type topicState struct {
 	// Immutable after creation.
 	name string
+	hub  *Hub
+	part *partition
 
-	// Guarded by partition.mu.
-	nsub *nats.Subscription
+	// Guarded by part.mu.
+	bsub broker.Subscription
 	// shards lists the shards with at least one local subscriber. It is
 	// copy-on-write: replaced under the write lock and never modified in
-	// place, so the worker may keep using a snapshot after RUnlock.
+	// place, so Deliver may keep using a snapshot after RUnlock. It is
+	// empty once the period of interest has ended.
 	shards []*shardTopic
 
-	// Owned by the partition's worker goroutine.
+	// Owned by the broker goroutine that delivers this subscription's
+	// messages (the broker.Sink contract: calls never overlap).
 	seq uint64
 }
 
-// New returns a Hub that subscribes through nc and starts its workers. The
-// Hub does not own nc: Close leaves it open. nc's reconnect options apply;
-// nats.go resubscribes the Hub's subscriptions by itself after a reconnect.
-// Safe to call from any goroutine.
-func New(nc *nats.Conn, cfg Config) (*Hub, error) {
-	if nc == nil {
-		return nil, errors.New("topics: nil NATS connection")
-	}
-	if cfg.Prefix == "" {
-		cfg.Prefix = DefaultPrefix
-	}
-	if err := codec.ValidTopic(cfg.Prefix); err != nil {
-		return nil, fmt.Errorf("topics: prefix: %w", err)
-	}
-	if cfg.Workers <= 0 {
-		cfg.Workers = DefaultWorkers
-	}
-	if cfg.QueueLen <= 0 {
-		cfg.QueueLen = DefaultQueueLen
+// New returns a Hub that subscribes and publishes through b. The Hub does
+// not own b: Close leaves it running. Safe to call from any goroutine.
+func New(b broker.Broker, cfg Config) (*Hub, error) {
+	if b == nil {
+		return nil, errors.New("topics: nil broker")
 	}
 	if cfg.ShardQueueLen <= 0 {
 		cfg.ShardQueueLen = DefaultShardQueueLen
@@ -144,33 +111,22 @@ func New(nc *nats.Conn, cfg Config) (*Hub, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	h := &Hub{
-		nc:            nc,
-		prefix:        cfg.Prefix + ".",
-		log:           cfg.Logger,
-		parts:         make([]*partition, cfg.Workers),
-		shardQueueLen: cfg.ShardQueueLen,
-		done:          make(chan struct{}),
-	}
-	h.frames.New = func() any { return new(Frame) }
+	h := &Hub{broker: b, log: cfg.Logger, shardQueueLen: cfg.ShardQueueLen}
+	h.messages.New = func() any { return new(Message) }
 	for i := range h.parts {
-		h.parts[i] = &partition{
-			ch:     make(chan *nats.Msg, cfg.QueueLen),
-			topics: make(map[string]*topicState),
-		}
-	}
-	h.wg.Add(len(h.parts))
-	for _, p := range h.parts {
-		go h.work(p)
+		h.parts[i].topics = make(map[string]*topicState)
 	}
 	return h, nil
 }
+
+// Broker returns the broker the Hub was created with. Any goroutine.
+func (h *Hub) Broker() broker.Broker { return h.broker }
 
 // NewShard returns the part of the registry owned by loop. Create exactly one
 // Shard per event loop: a burst of messages then costs one Loop.Execute per
 // loop. Safe to call from any goroutine.
 func (h *Hub) NewShard(loop Loop) *Shard {
-	s := &Shard{hub: h, loop: loop, topics: make(map[string]*shardTopic)}
+	s := &Shard{hub: h, loop: loop, topics: make(map[string]*shardTopic), latency: metric.NewHistogram(LatencyBounds)}
 	s.drainFn = s.drain // one method value, so handing off allocates nothing
 	h.shardsMu.Lock()
 	h.shards = append(h.shards, s)
@@ -181,9 +137,10 @@ func (h *Hub) NewShard(loop Loop) *Shard {
 	return s
 }
 
-// Publish sends data to topic through NATS, so it reaches the subscribers of
-// every node, this one included. Like nats.Conn.Publish it only buffers:
-// a nil error does not mean the server has the message. It returns an error
+// Publish sends data to topic through the broker, so it reaches the
+// subscribers of every node, this one included. It only buffers: a nil
+// error does not mean the bus has the message (see PublishWait). It never
+// waits for the network, so an event loop may call it. It returns an error
 // wrapping codec.ErrInvalidTopic for a bad name, and ErrClosed after Close.
 // Safe for concurrent use.
 func (h *Hub) Publish(topic string, data []byte) error {
@@ -193,31 +150,52 @@ func (h *Hub) Publish(topic string, data []byte) error {
 	if h.closed.Load() {
 		return ErrClosed
 	}
-	if err := h.nc.Publish(h.prefix+topic, data); err != nil {
-		return fmt.Errorf("topics: publish %q: %w", topic, err)
-	}
-	return nil
+	return h.broker.Publish(topic, data)
 }
 
-// Close unsubscribes every upstream NATS subscription, stops the workers and
-// stops every shard (their queued frames are released; later Subscribe and
-// Publish calls return ErrClosed). Messages still in the workers' channels
-// are discarded. It leaves the NATS connection open. Local Subscriptions stay
-// valid for Unsubscribe, which is then purely local. Close is idempotent and
-// safe for concurrent use; it returns once the workers have exited.
+// PublishWait publishes msgs and returns once the bus has confirmed all of
+// them or ctx ends (broker.Broker.PublishWait). Every topic is validated
+// first, so an invalid name publishes nothing. Not for event loops: it
+// waits for the network. Safe for concurrent use.
+func (h *Hub) PublishWait(ctx context.Context, msgs []broker.Outgoing) ([]broker.Ack, error) {
+	for i, m := range msgs {
+		if err := codec.ValidTopic(m.Topic); err != nil {
+			return nil, fmt.Errorf("topics: message %d: %w", i, err)
+		}
+	}
+	if h.closed.Load() {
+		return nil, ErrClosed
+	}
+	return h.broker.PublishWait(ctx, msgs)
+}
+
+// History reads stored messages of a topic (broker.Broker.History). Not
+// for event loops. Safe for concurrent use.
+func (h *Hub) History(ctx context.Context, req broker.HistoryRequest) (broker.HistoryResult, error) {
+	if err := codec.ValidTopic(req.Topic); err != nil {
+		return broker.HistoryResult{}, fmt.Errorf("topics: history: %w", err)
+	}
+	return h.broker.History(ctx, req)
+}
+
+// Close ends every broker subscription and stops every shard (their queued
+// messages are released; later Subscribe and Publish calls return
+// ErrClosed). It leaves the broker running. Local Subscriptions stay valid
+// for Unsubscribe, which is then purely local. Close is idempotent and safe
+// for concurrent use.
 func (h *Hub) Close() {
 	h.closeOnce.Do(func() {
 		h.closed.Store(true)
-		for _, p := range h.parts {
+		for i := range h.parts {
+			p := &h.parts[i]
 			p.mu.Lock()
 			for name, ts := range p.topics {
-				h.unsubscribeUpstreamLocked(p, ts)
+				ts.shards = nil
+				h.endInterestLocked(ts)
 				delete(p.topics, name)
 			}
 			p.mu.Unlock()
 		}
-		close(h.done)
-		h.wg.Wait()
 		h.shardsMu.Lock()
 		shards := slices.Clone(h.shards)
 		h.shardsMu.Unlock()
@@ -227,13 +205,13 @@ func (h *Hub) Close() {
 	})
 }
 
-// partFor returns the partition (and so the worker) that owns topic.
+// partFor returns the lock stripe of topic.
 func (h *Hub) partFor(topic string) *partition {
-	return h.parts[hashTopic(topic)%uint32(len(h.parts))]
+	return &h.parts[hashTopic(topic)%partitions]
 }
 
 // hashTopic is 32-bit FNV-1a: stable, allocation-free and good enough to
-// spread topic names over a handful of workers.
+// spread topic names over a handful of stripes.
 func hashTopic(s string) uint32 {
 	const (
 		offset32 = 2166136261
@@ -248,8 +226,8 @@ func hashTopic(s string) uint32 {
 }
 
 // acquire registers st, a shard's first local subscriber set for its topic,
-// in the topic's state, creating the state and its NATS subscription when st
-// is the node's first. Doing both under the partition lock makes "first
+// in the topic's state, creating the state and its broker subscription when
+// st is the node's first. Doing both under the partition lock makes "first
 // subscriber → subscribe upstream" atomic against a concurrent "last
 // subscriber → unsubscribe upstream" from another shard. Safe for concurrent
 // use.
@@ -262,22 +240,23 @@ func (h *Hub) acquire(st *shardTopic) error {
 	}
 	ts := p.topics[st.name]
 	if ts == nil {
-		nsub, err := h.nc.ChanSubscribe(h.prefix+st.name, p.ch)
+		ts = &topicState{name: st.name, hub: h, part: p}
+		bsub, err := h.broker.Subscribe(st.name, ts)
 		if err != nil {
 			return fmt.Errorf("topics: subscribe upstream %q: %w", st.name, err)
 		}
-		ts = &topicState{name: st.name, nsub: nsub}
+		ts.bsub = bsub
 		p.topics[st.name] = ts
 		h.upstreamSubs.Add(1)
 	}
-	// Clip forces append to copy: the worker may be reading the old slice.
+	// Clip forces append to copy: Deliver may be reading the old slice.
 	ts.shards = append(slices.Clip(ts.shards), st)
 	st.ts = ts
 	return nil
 }
 
 // release removes st, whose shard has just lost its last local subscriber of
-// the topic, from the topic's state, and drops the state and its NATS
+// the topic, from the topic's state, and drops the state and its broker
 // subscription when no shard is left. Safe for concurrent use.
 func (h *Hub) release(st *shardTopic) {
 	p := h.partFor(st.name)
@@ -288,35 +267,51 @@ func (h *Hub) release(st *shardTopic) {
 	if i < 0 {
 		return
 	}
-	// A new slice, never an in-place delete: the worker may hold the old one.
+	// A new slice, never an in-place delete: Deliver may hold the old one.
 	rest := make([]*shardTopic, 0, len(ts.shards)-1)
 	rest = append(append(rest, ts.shards[:i]...), ts.shards[i+1:]...)
 	ts.shards = rest
 	if len(rest) == 0 && p.topics[ts.name] == ts {
 		delete(p.topics, ts.name)
-		h.unsubscribeUpstreamLocked(p, ts)
+		h.endInterestLocked(ts)
 	}
 }
 
-// unsubscribeUpstreamLocked ends ts's NATS subscription, keeping its
-// slow-consumer drop count for Stats. p.mu must be held for writing.
-// Messages of the subscription still in the worker's channel are then
-// dropped by the worker, because they no longer match ts.nsub.
-func (h *Hub) unsubscribeUpstreamLocked(p *partition, ts *topicState) {
-	if ts.nsub == nil {
+// endInterestLocked ends ts's broker subscription. ts.part.mu must be held
+// for writing. Messages of the subscription still in flight then find no
+// shard in Deliver and are dropped.
+func (h *Hub) endInterestLocked(ts *topicState) {
+	if ts.bsub == nil {
 		return
 	}
-	if d, err := ts.nsub.Dropped(); err == nil {
-		p.retiredDrops += int64(d)
-	}
-	// A closed or draining connection has dropped (or is dropping) the
-	// subscription already; anything else is worth a log line.
-	switch err := ts.nsub.Unsubscribe(); {
-	case err == nil, errors.Is(err, nats.ErrConnectionClosed),
-		errors.Is(err, nats.ErrConnectionDraining), errors.Is(err, nats.ErrBadSubscription):
-	default:
+	if err := ts.bsub.Unsubscribe(); err != nil {
 		h.log.Warn("topics: upstream unsubscribe failed", "topic", ts.name, "err", err)
 	}
-	ts.nsub = nil
+	ts.bsub = nil
 	h.upstreamSubs.Add(-1)
+}
+
+// Deliver implements broker.Sink: it numbers the message, wraps it once in
+// a shared Message and hands it to every shard with local subscribers of
+// the topic. It runs on the broker's goroutine for this subscription, which
+// is what makes the unsynchronized seq++ safe.
+func (ts *topicState) Deliver(bm broker.Message) {
+	h := ts.hub
+	ts.part.mu.RLock()
+	targets := ts.shards // copy-on-write snapshot: safe after RUnlock
+	ts.part.mu.RUnlock()
+	if len(targets) == 0 {
+		// Interest ended while the message was in flight; a new period of
+		// interest has its own topicState and starts clean at seq 1.
+		h.noTopic.Add(1)
+		return
+	}
+	ts.seq++
+	m := h.newMessage(ts.name, ts.seq, bm.Data, bm.Offset, bm.Epoch)
+	for _, st := range targets {
+		m.Retain()
+		st.shard.enqueue(st, m)
+	}
+	m.Release()
+	h.dispatched.Add(1)
 }

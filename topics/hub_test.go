@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/pushd/pushd/codec"
+	"github.com/pushd/pushd/topics/broker/natsbroker"
 )
 
 // subscribe subscribes r to topic on s, on s's loop goroutine.
@@ -37,7 +38,7 @@ func unsubscribe(tb testing.TB, s *Shard, l *testLoop, x *Subscription) {
 // waitIdle waits until every frame has been released by every holder.
 func waitIdle(tb testing.TB, h *Hub) {
 	tb.Helper()
-	waitFor(tb, "frames released", func() bool { return h.Stats().FramesLive == 0 })
+	waitFor(tb, "frames released", func() bool { return h.Stats().MessagesLive == 0 })
 }
 
 // payloads returns n test payloads of assorted kinds and sizes, chosen so
@@ -68,7 +69,7 @@ func TestFanout(t *testing.T) {
 	ns := startNATS(t, -1)
 	nc := connect(t, ns)
 	plain := connect(t, ns) // a backend with its own connection
-	h := newHub(t, nc, Config{})
+	h := newHub(t, nc, testConfig{})
 
 	publishers := []struct {
 		name    string
@@ -137,7 +138,7 @@ func TestFanout(t *testing.T) {
 func TestPrefix(t *testing.T) {
 	ns := startNATS(t, -1)
 	nc := connect(t, ns)
-	h := newHub(t, nc, Config{Prefix: "app.push", Workers: 1})
+	h := newHub(t, nc, testConfig{Prefix: "app.push", Workers: 1})
 	l := newTestLoop(t)
 	s := h.NewShard(l)
 	r := &recorder{loop: l, tb: t}
@@ -157,7 +158,7 @@ func TestPrefix(t *testing.T) {
 func TestInterest(t *testing.T) {
 	ns := startNATS(t, -1)
 	nc := connect(t, ns)
-	h := newHub(t, nc, Config{})
+	h := newHub(t, nc, testConfig{})
 	base := ns.NumSubscriptions()
 	loops := []*testLoop{newTestLoop(t), newTestLoop(t)}
 	shards := []*Shard{h.NewShard(loops[0]), h.NewShard(loops[1])}
@@ -202,7 +203,7 @@ func TestChurn(t *testing.T) {
 	const nTopics = 1000
 	ns := startNATS(t, -1)
 	nc := connect(t, ns)
-	h := newHub(t, nc, Config{})
+	h := newHub(t, nc, testConfig{})
 	base := ns.NumSubscriptions()
 	names := make([]string, nTopics)
 	for i := range names {
@@ -317,7 +318,7 @@ func TestChurn(t *testing.T) {
 func TestFramesReleased(t *testing.T) {
 	ns := startNATS(t, -1)
 	nc := connect(t, ns)
-	h := newHub(t, nc, Config{Workers: 3})
+	h := newHub(t, nc, testConfig{Workers: 3})
 	loops := []*testLoop{newTestLoop(t), newTestLoop(t)}
 	shards := []*Shard{h.NewShard(loops[0]), h.NewShard(loops[1])}
 	var recs []*recorder
@@ -342,8 +343,8 @@ func TestFramesReleased(t *testing.T) {
 	}
 	want := int64(perTopic * len(recs))
 	waitFor(t, "deliveries", func() bool { return h.Stats().Deliveries == want })
-	if live := h.Stats().FramesLive; live == 0 {
-		t.Error("FramesLive = 0 while subscribers still hold frames")
+	if live := h.Stats().MessagesLive; live == 0 {
+		t.Error("MessagesLive = 0 while subscribers still hold frames")
 	}
 	for _, r := range recs {
 		if got := r.received(t); len(got) != perTopic {
@@ -351,8 +352,8 @@ func TestFramesReleased(t *testing.T) {
 		}
 	}
 	waitIdle(t, h)
-	if st := h.Stats(); st.FramesEncoded != 10*perTopic {
-		t.Errorf("FramesEncoded = %d, want %d", st.FramesEncoded, 10*perTopic)
+	if st := h.Stats(); st.Dispatched != 10*perTopic {
+		t.Errorf("Dispatched = %d, want %d", st.Dispatched, 10*perTopic)
 	}
 }
 
@@ -361,7 +362,7 @@ func TestStoppedLoop(t *testing.T) {
 	nc := connect(t, ns)
 
 	t.Run("Execute fails", func(t *testing.T) {
-		h := newHub(t, nc, Config{})
+		h := newHub(t, nc, testConfig{})
 		dead, live := newTestLoop(t), newTestLoop(t)
 		ds, ls := h.NewShard(dead), h.NewShard(live)
 		subscribe(t, ds, &recorder{loop: dead, tb: t}, "stop.a")
@@ -385,7 +386,7 @@ func TestStoppedLoop(t *testing.T) {
 	})
 
 	t.Run("loop stops with a drain pending", func(t *testing.T) {
-		h := newHub(t, nc, Config{})
+		h := newHub(t, nc, testConfig{})
 		l := newTestLoop(t)
 		s := h.NewShard(l)
 		subscribe(t, s, &recorder{loop: l, tb: t}, "stop.b")
@@ -402,17 +403,17 @@ func TestStoppedLoop(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		waitFor(t, "frames queued", func() bool { return h.Stats().FramesEncoded == n })
+		waitFor(t, "frames queued", func() bool { return h.Stats().Dispatched == n })
 		l.stopOnce.Do(func() { close(l.done) })
 		close(block)
 		<-l.exited
-		if live := h.Stats().FramesLive; live != n {
-			t.Fatalf("FramesLive = %d before Stop, want %d stuck in the queue", live, n)
+		if live := h.Stats().MessagesLive; live != n {
+			t.Fatalf("MessagesLive = %d before Stop, want %d stuck in the queue", live, n)
 		}
 		s.Stop()
 		s.Stop() // idempotent
-		if st := h.Stats(); st.FramesLive != 0 || st.DroppedLoopStopped != n {
-			t.Errorf("after Stop: FramesLive %d, DroppedLoopStopped %d; want 0, %d", st.FramesLive, st.DroppedLoopStopped, n)
+		if st := h.Stats(); st.MessagesLive != 0 || st.DroppedLoopStopped != n {
+			t.Errorf("after Stop: MessagesLive %d, DroppedLoopStopped %d; want 0, %d", st.MessagesLive, st.DroppedLoopStopped, n)
 		}
 		if err := h.Publish("stop.b", []byte("1")); err != nil {
 			t.Fatal(err)
@@ -425,7 +426,7 @@ func TestStoppedLoop(t *testing.T) {
 func TestShardQueueFull(t *testing.T) {
 	ns := startNATS(t, -1)
 	nc := connect(t, ns)
-	h := newHub(t, nc, Config{ShardQueueLen: 4})
+	h := newHub(t, nc, testConfig{Config: Config{ShardQueueLen: 4}})
 	l := newTestLoop(t)
 	s := h.NewShard(l)
 	r := &recorder{loop: l, tb: t}
@@ -462,15 +463,15 @@ func TestShardQueueFull(t *testing.T) {
 func TestSlowNATS(t *testing.T) {
 	ns := startNATS(t, -1)
 	nc := connect(t, ns, nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
-	h := newHub(t, nc, Config{Workers: 1, QueueLen: 1})
+	h := newHub(t, nc, testConfig{Workers: 1, QueueLen: 1})
 	l := newTestLoop(t)
 	s := h.NewShard(l)
 	r := &recorder{loop: l, tb: t}
 	x := subscribe(t, s, r, "slow")
 	flush(t, nc)
 
-	p := h.parts[0]
-	p.mu.Lock() // the worker blocks in dispatch's RLock
+	p := h.partFor("slow")
+	p.mu.Lock() // the broker's worker blocks in Deliver's RLock
 	const n = 100
 	for i := range n {
 		if err := h.Publish("slow", fmt.Appendf(nil, "%d", i)); err != nil {
@@ -482,16 +483,16 @@ func TestSlowNATS(t *testing.T) {
 
 	waitFor(t, "worker done", func() bool {
 		st := h.Stats()
-		return st.MessagesIn+st.DroppedSlowNATS == n
+		return st.MessagesIn+st.DroppedBroker == n
 	})
 	st := h.Stats()
-	if st.DroppedSlowNATS < n-3 {
-		t.Errorf("DroppedSlowNATS = %d, want at least %d with a 1-slot channel", st.DroppedSlowNATS, n-3)
+	if st.DroppedBroker < n-3 {
+		t.Errorf("DroppedBroker = %d, want at least %d with a 1-slot channel", st.DroppedBroker, n-3)
 	}
 	waitFor(t, "pushes", func() bool { return int64(len(r.received(t))) == st.MessagesIn })
 	unsubscribe(t, s, l, x)
-	if got := h.Stats().DroppedSlowNATS; got != st.DroppedSlowNATS {
-		t.Errorf("DroppedSlowNATS after unsubscribe = %d, want %d", got, st.DroppedSlowNATS)
+	if got := h.Stats().DroppedBroker; got != st.DroppedBroker {
+		t.Errorf("DroppedBroker after unsubscribe = %d, want %d", got, st.DroppedBroker)
 	}
 	waitIdle(t, h)
 }
@@ -504,7 +505,7 @@ func TestNATSRestart(t *testing.T) {
 	port := ns.Addr().(*net.TCPAddr).Port
 	nc := connect(t, ns, nats.ReconnectWait(50*time.Millisecond), nats.MaxReconnects(-1),
 		nats.ReconnectJitter(0, 0))
-	h := newHub(t, nc, Config{})
+	h := newHub(t, nc, testConfig{})
 	l := newTestLoop(t)
 	s := h.NewShard(l)
 	r := &recorder{loop: l, tb: t}
@@ -543,7 +544,7 @@ func TestClose(t *testing.T) {
 	ns := startNATS(t, -1)
 	nc := connect(t, ns)
 	base := ns.NumSubscriptions()
-	h := newHub(t, nc, Config{})
+	h := newHub(t, nc, testConfig{})
 	l := newTestLoop(t)
 	s := h.NewShard(l)
 	r := &recorder{loop: l, tb: t}
@@ -565,7 +566,7 @@ func TestClose(t *testing.T) {
 		}
 		s.Unsubscribe(x)
 	})
-	if st := h.Stats(); st.UpstreamSubs != 0 || st.Topics != 0 || st.Subscriptions != 0 || st.FramesLive != 0 {
+	if st := h.Stats(); st.UpstreamSubs != 0 || st.Topics != 0 || st.Subscriptions != 0 || st.MessagesLive != 0 {
 		t.Errorf("Stats after Close: %+v", st)
 	}
 	if !nc.IsConnected() {
@@ -576,7 +577,7 @@ func TestClose(t *testing.T) {
 func TestInvalidTopic(t *testing.T) {
 	ns := startNATS(t, -1)
 	nc := connect(t, ns)
-	h := newHub(t, nc, Config{})
+	h := newHub(t, nc, testConfig{})
 	l := newTestLoop(t)
 	s := h.NewShard(l)
 	for _, name := range []string{"", "a..b", ".a", "a.", "a.*", "a.>", "a b", strings.Repeat("x", codec.MaxTopicLen+1)} {
@@ -602,25 +603,34 @@ func TestNewConfig(t *testing.T) {
 	tests := []struct {
 		name    string
 		nc      *nats.Conn
-		cfg     Config
+		cfg     natsbroker.Config
 		wantErr bool
 	}{
-		{"defaults", nc, Config{}, false},
-		{"nested prefix", nc, Config{Prefix: "a.b", Workers: 2, QueueLen: 8}, false},
-		{"nil conn", nil, Config{}, true},
-		{"wildcard prefix", nc, Config{Prefix: "a.*"}, true},
-		{"trailing dot prefix", nc, Config{Prefix: "a."}, true},
+		{"defaults", nc, natsbroker.Config{}, false},
+		{"nested prefix", nc, natsbroker.Config{Prefix: "a.b", Workers: 2, QueueLen: 8}, false},
+		{"nil conn", nil, natsbroker.Config{}, true},
+		{"wildcard prefix", nc, natsbroker.Config{Prefix: "a.*"}, true},
+		{"trailing dot prefix", nc, natsbroker.Config{Prefix: "a."}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h, err := New(tt.nc, tt.cfg)
+			b, err := natsbroker.New(tt.nc, tt.cfg)
 			if (err != nil) != tt.wantErr {
-				t.Fatalf("New: err %v, want error %v", err, tt.wantErr)
+				t.Fatalf("natsbroker.New: err %v, want error %v", err, tt.wantErr)
 			}
-			if h != nil {
-				h.Close()
+			if b == nil {
+				return
 			}
+			defer b.Close()
+			h, err := New(b, Config{})
+			if err != nil {
+				t.Fatalf("New: %v", err)
+			}
+			h.Close()
 		})
+	}
+	if _, err := New(nil, Config{}); err == nil {
+		t.Error("New with a nil broker: no error")
 	}
 }
 
@@ -630,7 +640,7 @@ func TestNewConfig(t *testing.T) {
 func TestUnsubscribeSwapRemove(t *testing.T) {
 	ns := startNATS(t, -1)
 	nc := connect(t, ns)
-	h := newHub(t, nc, Config{})
+	h := newHub(t, nc, testConfig{})
 	l := newTestLoop(t)
 	s := h.NewShard(l)
 	const n = 200
@@ -681,7 +691,7 @@ func TestUnsubscribeSwapRemove(t *testing.T) {
 func TestStaleMessages(t *testing.T) {
 	ns := startNATS(t, -1)
 	nc := connect(t, ns)
-	h := newHub(t, nc, Config{Workers: 1})
+	h := newHub(t, nc, testConfig{Workers: 1})
 	l := newTestLoop(t)
 	s := h.NewShard(l)
 	a := &recorder{loop: l, tb: t}
@@ -695,7 +705,7 @@ func TestStaleMessages(t *testing.T) {
 		}
 	}
 	flush(t, nc)
-	waitFor(t, "worker holds message 1", func() bool { return h.parts[0].messagesIn.Load() == 1 })
+	waitFor(t, "worker holds message 1", func() bool { return h.Stats().MessagesIn == 1 })
 	b := &recorder{loop: l, tb: t}
 	l.do(t, func() {
 		// Interest ends (upstream unsubscribe) and restarts (a new
@@ -728,7 +738,7 @@ func TestStaleMessages(t *testing.T) {
 func TestClosedConn(t *testing.T) {
 	ns := startNATS(t, -1)
 	nc := connect(t, ns)
-	h := newHub(t, nc, Config{})
+	h := newHub(t, nc, testConfig{})
 	l := newTestLoop(t)
 	s := h.NewShard(l)
 	r := &recorder{loop: l, tb: t}
@@ -757,7 +767,7 @@ func TestClosedConn(t *testing.T) {
 func TestDrainFlushesLongBacklogsInPieces(t *testing.T) {
 	ns := startNATS(t, -1)
 	nc := connect(t, ns)
-	h := newHub(t, nc, Config{})
+	h := newHub(t, nc, testConfig{})
 	l := newTestLoop(t)
 	s := h.NewShard(l)
 	const subs, msgs = 700, 1000 // 700,000 deliveries in one drain

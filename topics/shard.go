@@ -5,13 +5,15 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/pushd/pushd/codec"
+	"github.com/pushd/pushd/topics/metric"
 )
 
 // Shard is the part of the registry owned by one event loop: the loop's
 // local subscribers per topic, and the queue through which the workers hand
-// frames to the loop. Its Subscribe and Unsubscribe methods must be called
+// messages to the loop. Its Subscribe and Unsubscribe methods must be called
 // only on the loop's goroutine; Stop is safe for concurrent use.
 type Shard struct {
 	// Immutable after NewShard.
@@ -33,16 +35,17 @@ type Shard struct {
 	// Statistics. Written by workers and the drain, read by Stats.
 	handoffs     atomic.Int64 // Loop.Execute calls that scheduled a drain
 	deliveries   atomic.Int64 // Subscriber.Deliver calls
-	droppedFull  atomic.Int64 // frames refused because queue was at ShardQueueLen
-	droppedStop  atomic.Int64 // frames released undelivered because the loop stopped
+	droppedFull  atomic.Int64 // messages refused because queue was at ShardQueueLen
+	droppedStop  atomic.Int64 // messages released undelivered because the loop stopped
 	stopReported atomic.Bool
+	latency      *metric.Histogram // arrival → written on this loop, seconds; written by the drain
 }
 
-// queued is one frame waiting in a shard's queue for its topic's local
+// queued is one message waiting in a shard's queue for its topic's local
 // subscribers.
 type queued struct {
 	st *shardTopic
-	f  *Frame
+	m  *Message
 }
 
 // shardTopic is one shard's local subscribers of one topic. It exists while
@@ -137,8 +140,8 @@ func (s *Shard) Unsubscribe(x *Subscription) {
 	}
 }
 
-// Stop tells the shard that its loop has stopped or is about to: frames
-// waiting in its queue are released undelivered, and later frames are
+// Stop tells the shard that its loop has stopped or is about to: messages
+// waiting in its queue are released undelivered, and later messages are
 // dropped at once instead of being handed to the loop. The shard's
 // subscriptions are untouched; Unsubscribe them from the loop goroutine (or
 // after it has exited) to release the Hub's upstream interest. Call it when a
@@ -147,25 +150,25 @@ func (s *Shard) Unsubscribe(x *Subscription) {
 // every shard. Idempotent; safe for concurrent use.
 func (s *Shard) Stop() { s.stop(nil) }
 
-// enqueue appends f, for which the caller has taken a reference that now
+// enqueue appends m, for which the caller has taken a reference that now
 // belongs to the queue, to the shard's queue, and hands a drain to the loop
 // when none is pending: a burst of messages costs one Loop.Execute. Called by
 // the workers; safe for concurrent use.
-func (s *Shard) enqueue(st *shardTopic, f *Frame) {
+func (s *Shard) enqueue(st *shardTopic, m *Message) {
 	s.mu.Lock()
 	switch {
 	case s.stopped:
 		s.mu.Unlock()
-		f.Release()
+		m.Release()
 		s.droppedStop.Add(1)
 		return
 	case len(s.queue) >= s.hub.shardQueueLen:
 		s.mu.Unlock()
-		f.Release()
+		m.Release()
 		s.droppedFull.Add(1)
 		return
 	}
-	s.queue = append(s.queue, queued{st, f})
+	s.queue = append(s.queue, queued{st, m})
 	schedule := !s.scheduled
 	s.scheduled = true
 	s.mu.Unlock()
@@ -189,19 +192,19 @@ func (s *Shard) stop(err error) {
 	// A drain running right now works on a slice it swapped out earlier,
 	// never on q, so nothing is released twice.
 	for i := range q {
-		q[i].f.Release()
+		q[i].m.Release()
 	}
 	s.droppedStop.Add(int64(len(q)))
 	if err != nil && s.stopReported.CompareAndSwap(false, true) {
-		s.hub.log.Warn("topics: event loop stopped; dropping its frames", "err", err)
+		s.hub.log.Warn("topics: event loop stopped; dropping its messages", "err", err)
 	}
 }
 
-// drain delivers every queued frame to the local subscribers of its topic,
-// flushes the loop once, and releases the frames. It runs on the loop
+// drain delivers every queued message to the local subscribers of its topic,
+// flushes the loop once, and releases the messages. It runs on the loop
 // goroutine through Loop.Execute.
 // flushDeliveries is how many deliveries a drain queues before it asks the
-// loop to flush. At 5,000 subscribers it still lets ~50 frames share one
+// loop to flush. At 5,000 subscribers it still lets ~50 messages share one
 // writev per socket, while bounding the loop's outbox to ~256K entries.
 const flushDeliveries = 1 << 18
 
@@ -221,7 +224,7 @@ func (s *Shard) drain() {
 		// failing write path might) costs nobody else a delivery.
 		for j := len(it.st.subs) - 1; j >= 0; j-- {
 			if j < len(it.st.subs) {
-				it.st.subs[j].sub.Deliver(it.f)
+				it.st.subs[j].sub.Deliver(it.m)
 				pending++
 			}
 		}
@@ -241,8 +244,16 @@ func (s *Shard) drain() {
 	if n > 0 {
 		s.deliveries.Add(n)
 	}
+	if len(q) > 0 {
+		// Every message of the batch has now been written (or queued in
+		// gnet's outbound buffer) on this loop: its latency from arrival.
+		now := time.Now()
+		for i := range q {
+			s.latency.Observe(now.Sub(q[i].m.arrived).Seconds())
+		}
+	}
 	for i := range q {
-		q[i].f.Release()
+		q[i].m.Release()
 		q[i] = queued{}
 	}
 	s.spare = q[:0]

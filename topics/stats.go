@@ -1,13 +1,20 @@
 package topics
 
+import "github.com/pushd/pushd/topics/metric"
+
+// LatencyBounds are the upper bounds, in seconds, of the delivery latency
+// histogram: from a message's arrival at this node to the end of the
+// event-loop batch that wrote it to its local subscribers' sockets.
+var LatencyBounds = metric.ExponentialBounds(0.0001, 2, 16) // 100 µs … 3.3 s
+
 // Stats is a snapshot of a Hub's counters. Gauges are current values;
 // counters count since New.
 type Stats struct {
 	// Topics is the number of topics with at least one local subscriber
 	// (gauge).
 	Topics int64
-	// UpstreamSubs is the number of NATS subscriptions the Hub holds
-	// (gauge), counted at the nats.go calls. It equals Topics by design
+	// UpstreamSubs is the number of broker subscriptions the Hub holds
+	// (gauge), counted at the broker calls. It equals Topics by design
 	// (one subscription per topic with local interest, no wildcard); a
 	// difference means a bug.
 	UpstreamSubs int64
@@ -17,81 +24,88 @@ type Stats struct {
 	// Shards is the number of shards created by NewShard (gauge).
 	Shards int64
 
-	// MessagesIn counts messages the workers took from NATS.
+	// MessagesIn counts messages the broker took from the bus.
 	MessagesIn int64
-	// FramesEncoded counts messages encoded into a Frame: those that had
-	// local subscribers when their worker looked.
-	FramesEncoded int64
+	// Dispatched counts messages handed to at least one shard: those that
+	// had local subscribers when they arrived. Each is encoded at most
+	// once per wire format that a subscriber asked for.
+	Dispatched int64
 	// Handoffs counts Loop.Execute calls, one per shard per burst of
 	// messages. Deliveries/Handoffs is the batching factor.
 	Handoffs int64
 	// Deliveries counts Subscriber.Deliver calls.
 	Deliveries int64
-	// FramesLive is the number of frames not yet released by every holder
-	// (gauge). It returns to zero when the node is idle; steady growth means
-	// a leak or a stuck loop.
-	FramesLive int64
+	// MessagesLive is the number of messages not yet released by every
+	// holder (gauge). It returns to zero when the node is idle; steady
+	// growth means a leak or a stuck loop.
+	MessagesLive int64
 
 	// DroppedNoTopic counts messages that arrived after the node's interest
-	// in their topic had ended (or from a subscription it had since
+	// in their topic had ended (or for a period of interest it had since
 	// replaced). Normal in small numbers during unsubscribe races.
 	DroppedNoTopic int64
-	// DroppedSlowNATS counts messages nats.go dropped because a worker's
-	// channel (Config.QueueLen) was full: the sum of Subscription.Dropped
-	// over live upstream subscriptions plus those already unsubscribed.
-	// nats.go also reports each such episode once to the connection's
-	// ErrorHandler as nats.ErrSlowConsumer.
-	DroppedSlowNATS int64
-	// DroppedShardQueue counts (frame, shard) hand-offs refused because the
-	// shard's queue held Config.ShardQueueLen frames: its loop is not keeping
-	// up.
+	// DroppedBroker counts messages the broker dropped because the Hub did
+	// not take them fast enough (for core NATS: a fan-in queue was full).
+	DroppedBroker int64
+	// DroppedShardQueue counts (message, shard) hand-offs refused because
+	// the shard's queue held Config.ShardQueueLen messages: its loop is not
+	// keeping up.
 	DroppedShardQueue int64
-	// DroppedLoopStopped counts (frame, shard) hand-offs released undelivered
-	// because the shard's loop had stopped.
+	// DroppedLoopStopped counts (message, shard) hand-offs released
+	// undelivered because the shard's loop had stopped.
 	DroppedLoopStopped int64
 
-	// Reconnects is the NATS connection's reconnect count
-	// (nats.Conn.Stats().Reconnects). nats.go resubscribes every upstream
-	// subscription after a reconnect by itself; messages published while
-	// the node was disconnected are lost (core NATS is at-most-once). seq is
-	// assigned when a message reaches this node, so such losses (and
-	// DroppedSlowNATS) leave no gap in seq; only DroppedShardQueue does.
+	// Reconnects counts reconnects of the broker's connection to the bus.
+	// Core NATS delivers at most once: messages published while the node
+	// was disconnected are lost, and seq is assigned when a message reaches
+	// this node, so such losses (and DroppedBroker) leave no gap in seq;
+	// only DroppedShardQueue does.
 	Reconnects int64
+	// BrokerRequests counts history requests made to the bus.
+	BrokerRequests int64
+	// Connected reports whether the broker can reach the bus.
+	Connected bool
+
+	// Latency is the delivery latency histogram summed over shards
+	// (seconds; see LatencyBounds).
+	Latency metric.Snapshot
 }
 
 // Stats returns a snapshot of the Hub's counters. It takes each partition's
-// read lock in turn and asks nats.go for every live upstream subscription's
-// drop count, so its cost grows with Topics: call it at scrape frequency,
-// not per message. Safe for concurrent use.
+// read lock in turn and asks the broker for its own, so its cost grows with
+// Topics: call it at scrape frequency, not per message. Safe for concurrent
+// use.
 func (h *Hub) Stats() Stats {
+	bs := h.broker.Stats()
 	st := Stats{
-		UpstreamSubs:  h.upstreamSubs.Load(),
-		Subscriptions: h.subscriptions.Load(),
-		FramesLive:    h.framesLive.Load(),
-		Reconnects:    int64(h.nc.Stats().Reconnects),
+		UpstreamSubs:   h.upstreamSubs.Load(),
+		Subscriptions:  h.subscriptions.Load(),
+		MessagesLive:   h.messagesLive.Load(),
+		MessagesIn:     bs.Received,
+		Dispatched:     h.dispatched.Load(),
+		DroppedNoTopic: h.noTopic.Load() + bs.Stale,
+		DroppedBroker:  bs.Dropped,
+		Reconnects:     bs.Reconnects,
+		BrokerRequests: bs.Requests,
+		Connected:      h.broker.Connected(),
 	}
-	for _, p := range h.parts {
-		st.MessagesIn += p.messagesIn.Load()
-		st.FramesEncoded += p.framesOut.Load()
-		st.DroppedNoTopic += p.noTopic.Load()
+	for i := range h.parts {
+		p := &h.parts[i]
 		p.mu.RLock()
 		st.Topics += int64(len(p.topics))
-		st.DroppedSlowNATS += p.retiredDrops
-		for _, ts := range p.topics {
-			if d, err := ts.nsub.Dropped(); err == nil {
-				st.DroppedSlowNATS += int64(d)
-			}
-		}
 		p.mu.RUnlock()
 	}
 	h.shardsMu.Lock()
 	st.Shards = int64(len(h.shards))
-	for _, s := range h.shards {
+	hs := make([]*metric.Histogram, len(h.shards))
+	for i, s := range h.shards {
 		st.Handoffs += s.handoffs.Load()
 		st.Deliveries += s.deliveries.Load()
 		st.DroppedShardQueue += s.droppedFull.Load()
 		st.DroppedLoopStopped += s.droppedStop.Load()
+		hs[i] = s.latency
 	}
 	h.shardsMu.Unlock()
+	st.Latency = metric.Merge(LatencyBounds, hs...)
 	return st
 }

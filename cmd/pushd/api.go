@@ -10,9 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/pushd/pushd/codec"
+	"github.com/pushd/pushd/topics/broker"
 )
 
 // maxPublishBody bounds a POST /v1/publish body.
@@ -117,7 +116,7 @@ func (n *node) handlePublish(w http.ResponseWriter, r *http.Request) {
 	}
 	for i, m := range msgs {
 		if err := n.hub.Publish(m.Topic, m.Data); err != nil {
-			if errors.Is(err, nats.ErrMaxPayload) {
+			if errors.Is(err, broker.ErrTooLarge) {
 				apiError(w, http.StatusRequestEntityTooLarge, "too_large",
 					fmt.Sprintf("message %d is over the NATS payload limit of %d bytes", i, n.nc.MaxPayload()))
 				return

@@ -60,14 +60,14 @@ func (n *node) writeMetrics(w io.Writer) {
 	metric("pushd_subscriptions", "gauge", "Local subscriptions over all connections.", st.Subscriptions)
 	metric("pushd_nats_subscriptions", "gauge", "NATS subscriptions held (one per topic with local interest).", st.UpstreamSubs)
 	metric("pushd_messages_in_total", "counter", "Messages received from NATS.", st.MessagesIn)
-	metric("pushd_messages_encoded_total", "counter", "Messages encoded once into a shared frame.", st.FramesEncoded)
+	metric("pushd_messages_encoded_total", "counter", "Messages encoded once into a shared frame.", st.Dispatched)
 	metric("pushd_loop_handoffs_total", "counter", "Hand-offs of message batches to event loops.", st.Handoffs)
 	metric("pushd_deliveries_total", "counter", "Pushes queued to subscribers.", st.Deliveries)
 	metric("pushd_frames_written_total", "counter", "Pushes written to sockets.", m.FramesOut.Load())
 	metric("pushd_writev_calls_total", "counter", "writev calls made to write pushes.", m.Writevs.Load())
 	labeled("pushd_dropped_total", "counter", "Messages or pushes dropped, by reason.", "reason", map[string]int64{
 		"no_topic":        st.DroppedNoTopic,
-		"nats_slow":       st.DroppedSlowNATS,
+		"nats_slow":       st.DroppedBroker,
 		"loop_queue_full": st.DroppedShardQueue,
 		"loop_stopped":    st.DroppedLoopStopped,
 		"conn_closing":    m.DroppedClosing.Load(),

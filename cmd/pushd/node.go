@@ -17,21 +17,23 @@ import (
 	"github.com/pushd/pushd/conn/auth"
 	"github.com/pushd/pushd/netpoll"
 	"github.com/pushd/pushd/topics"
+	"github.com/pushd/pushd/topics/broker/natsbroker"
 )
 
 // node is one running pushd: the WebSocket engine, the topic hub, the NATS
 // connection (and the embedded NATS server when no external one is given),
 // and the HTTP API. Its methods are safe for concurrent use.
 type node struct {
-	cfg  *config
-	log  *slog.Logger
-	adm  *admitter
-	ns   *server.Server // nil with an external NATS
-	nc   *nats.Conn
-	hub  *topics.Hub
-	srv  *netpoll.Server
-	api  *http.Server
-	apiL net.Listener
+	cfg    *config
+	log    *slog.Logger
+	adm    *admitter
+	ns     *server.Server // nil with an external NATS
+	nc     *nats.Conn
+	broker *natsbroker.Broker
+	hub    *topics.Hub
+	srv    *netpoll.Server
+	api    *http.Server
+	apiL   net.Listener
 }
 
 // startNode starts every part of a node and returns when all of them are
@@ -91,7 +93,10 @@ func startNode(cfg *config, log *slog.Logger) (n *node, err error) {
 	if n.nc, err = nats.Connect(url, natsOpts...); err != nil {
 		return n, fmt.Errorf("connect to NATS: %w", err)
 	}
-	if n.hub, err = topics.New(n.nc, topics.Config{Prefix: cfg.Prefix, Logger: log}); err != nil {
+	if n.broker, err = natsbroker.New(n.nc, natsbroker.Config{Prefix: cfg.Prefix, Logger: log}); err != nil {
+		return n, err
+	}
+	if n.hub, err = topics.New(n.broker, topics.Config{Logger: log}); err != nil {
 		return n, err
 	}
 	n.srv, err = netpoll.Start(netpoll.Config{
@@ -215,6 +220,9 @@ func (n *node) close() {
 	}
 	if n.hub != nil {
 		n.hub.Close()
+	}
+	if n.broker != nil {
+		n.broker.Close()
 	}
 	if n.nc != nil {
 		n.nc.Close()
