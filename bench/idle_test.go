@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pushd/pushd/conn"
+	"github.com/pushd/pushd/conn/ws"
 )
 
 // BenchmarkIdleMemory holds BENCH_IDLE_CONNS (default 19,000) subscribed
@@ -28,7 +29,7 @@ func BenchmarkIdleMemory(b *testing.B) {
 		n = v
 	}
 	const ping = 2 * time.Second
-	nd := startNode(b, 1, conn.Config{PingInterval: ping, PongTimeout: ping})
+	nd := startNode(b, 1, conn.Config{}, ws.Config{PingInterval: ping, PongTimeout: ping})
 	runtime.GC()
 	debug.FreeOSMemory()
 	rss0, heap0 := rssBytes(), liveHeap()

@@ -4,7 +4,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/pushd/pushd/codec"
 	"github.com/pushd/pushd/conn"
 	"github.com/pushd/pushd/conn/auth"
 	"github.com/pushd/pushd/topics"
@@ -17,19 +16,18 @@ type Config struct {
 	Addr string
 	// Loops is the number of event loops. Default: GOMAXPROCS.
 	Loops int
-	// WSPath is the path of the pushd protocol endpoint. Default "/ws".
-	WSPath string
-	// EchoPath, when set, enables an echo endpoint at that path that sends
-	// every complete data message back with its opcode. It exists for RFC
-	// 6455 conformance testing and is off by default.
-	EchoPath string
-	// Conn holds the per-connection limits and heartbeat timers.
+	// Routes is the endpoint table: which endpoint serves which path
+	// (conn/ws.V1Route, conn/ws.EchoRoute, …). A request for any other path
+	// gets 404.
+	Routes []conn.Route
+	// Conn holds the limits and timers every connection shares.
 	Conn conn.Config
-	// Tick is the timing wheel's resolution. Default: 1s, or less when a
-	// configured timeout is shorter than 4 ticks.
+	// Tick is the timing wheel's resolution. Default: conn.TickFor the
+	// Conn timeouts; give a finer one (conn.TickFor) when an endpoint has
+	// shorter timers of its own, such as WebSocket heartbeats.
 	Tick time.Duration
-	// Hub is the topic registry. When nil, the WSPath endpoint still speaks
-	// the protocol but every subscribe fails with "internal".
+	// Hub is the topic registry. When nil, the loops have no topic shard
+	// and every subscribe fails with "internal".
 	Hub *topics.Hub
 	// Logger receives structured logs. Default slog.Default().
 	Logger *slog.Logger
@@ -45,11 +43,4 @@ type Config struct {
 	// TrustedProxies are exempt from MaxConnsPerIP: each of their
 	// connections carries a different client. nil trusts none.
 	TrustedProxies *auth.TrustedProxies
-
-	// Admit, PersonalTopic and Publish are passed to conn.LoopConfig:
-	// authentication before the 101, the personal topic, and client
-	// publishing.
-	Admit         func(*codec.Request) (conn.Identity, string, *codec.HandshakeError)
-	PersonalTopic func(conn.Identity) string
-	Publish       func(topic string, data []byte) error
 }

@@ -78,9 +78,6 @@ func Start(cfg Config) (*Server, error) {
 	if cfg.Addr == "" {
 		cfg.Addr = ":8080"
 	}
-	if cfg.WSPath == "" {
-		cfg.WSPath = "/ws"
-	}
 	if cfg.Loops <= 0 {
 		cfg.Loops = runtime.GOMAXPROCS(0)
 	}
@@ -89,15 +86,17 @@ func Start(cfg Config) (*Server, error) {
 	}
 	cfg.Conn = cfg.Conn.WithDefaults()
 	if cfg.Tick <= 0 {
-		cfg.Tick = time.Second
-		for _, d := range []time.Duration{cfg.Conn.PingInterval, cfg.Conn.PongTimeout, cfg.Conn.HandshakeTimeout, cfg.Conn.CloseTimeout} {
-			for cfg.Tick > time.Millisecond && d < 4*cfg.Tick {
-				cfg.Tick /= 2
-			}
-		}
+		cfg.Tick = conn.TickFor(cfg.Conn.HandshakeTimeout, cfg.Conn.CloseTimeout)
 	}
-	if !strings.HasPrefix(cfg.EchoPath, "/") && cfg.EchoPath != "" {
-		return nil, fmt.Errorf("netpoll: echo path %q must start with /", cfg.EchoPath)
+	seen := make(map[string]bool, len(cfg.Routes))
+	for _, r := range cfg.Routes {
+		switch {
+		case !strings.HasPrefix(r.Path, "/"):
+			return nil, fmt.Errorf("netpoll: route path %q must start with /", r.Path)
+		case seen[r.Path]:
+			return nil, fmt.Errorf("netpoll: two routes for %q", r.Path)
+		}
+		seen[r.Path] = true
 	}
 	s := &Server{
 		cfg:     cfg,
@@ -210,16 +209,11 @@ func (s *Server) loopFor(el gnet.EventLoop) *loop {
 		l.shard = s.cfg.Hub.NewShard(l)
 	}
 	l.env = conn.NewLoop(conn.LoopConfig{
-		Conn:     s.cfg.Conn,
-		Tick:     s.cfg.Tick,
-		WSPath:   s.cfg.WSPath,
-		EchoPath: s.cfg.EchoPath,
-		Metrics:  s.metrics,
-		Writev:   l.writev,
-
-		Admit:         s.cfg.Admit,
-		PersonalTopic: s.cfg.PersonalTopic,
-		Publish:       s.cfg.Publish,
+		Conn:    s.cfg.Conn,
+		Tick:    s.cfg.Tick,
+		Routes:  s.cfg.Routes,
+		Metrics: s.metrics,
+		Writev:  l.writev,
 	}, l.shard)
 	l.advance = func(context.Context) error {
 		now := time.Now()

@@ -106,8 +106,8 @@ var (
 		return append(append(dst, "count:"...), m.Data()...), len("count:")
 	})
 	// unusedFormat is registered but asked for by no subscriber.
-	unusedCalls  atomic.Int64
-	unusedFormat = NewFormat("test-unused", func(dst []byte, m *Message) ([]byte, int) {
+	unusedCalls atomic.Int64
+	_           = NewFormat("test-unused", func(dst []byte, m *Message) ([]byte, int) {
 		unusedCalls.Add(1)
 		return dst, len(dst)
 	})

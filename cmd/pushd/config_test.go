@@ -32,9 +32,9 @@ func TestConfigPrecedence(t *testing.T) {
 	}{
 		{"flag beats env and file", cfg.Prefix, "flag"},
 		{"env beats file", cfg.Listen, ":9100"},
-		{"file beats default", cfg.Conn.PingInterval, 7 * time.Second},
-		{"file number", cfg.Conn.MaxFrameSize, 4096},
-		{"file float", cfg.Conn.CommandRate, 2.5},
+		{"file beats default", cfg.WS.PingInterval, 7 * time.Second},
+		{"file number", cfg.WS.MaxFrameSize, 4096},
+		{"file float", cfg.Session.CommandRate, 2.5},
 		{"file array joins a list flag", cfg.Auth.AllowedOrigins, "https://a.example,https://*.b.example"},
 		{"file boolean", cfg.ClientPublish, true},
 		{"default", cfg.APIListen, "127.0.0.1:8081"},

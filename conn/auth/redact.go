@@ -2,6 +2,8 @@ package auth
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -276,4 +278,17 @@ func redactAttr(a slog.Attr) slog.Attr {
 		}
 	}
 	return slog.Attr{Key: a.Key, Value: v}
+}
+
+// Fingerprint names a secret in logs without revealing it: "fp:" and the
+// first 12 hex digits of its SHA-256, or "none" for an empty secret. Equal
+// secrets give equal fingerprints, so an operator can match a refused token
+// or API key with the one they issued (by fingerprinting it the same way)
+// while the log holds nothing that can be replayed. Pure.
+func Fingerprint(secret string) string {
+	if secret == "" {
+		return "none"
+	}
+	sum := sha256.Sum256([]byte(secret))
+	return "fp:" + hex.EncodeToString(sum[:6])
 }

@@ -1,4 +1,4 @@
-package conn
+package ws
 
 import (
 	"bytes"
@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/gobwas/ws"
+
+	"github.com/pushd/pushd/conn"
 )
 
 // feedAll feeds in to a fresh echo connection in chunks of the given sizes
@@ -29,7 +31,7 @@ func feedAll(t *testing.T, in []byte, chunks []int) ([]byte, bool) {
 			t.Fatalf("Feed consumed %d of %d bytes", consumed, len(pending))
 		}
 		pending = pending[consumed:]
-		closed = closeNow || tr.closed || c.State() == StateClosed || c.State() == StateFailed
+		closed = closeNow || tr.closed || c.State() == conn.StateClosed || c.State() == conn.StateFailed
 	}
 	return tr.out.Bytes(), closed
 }
