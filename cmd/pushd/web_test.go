@@ -30,7 +30,7 @@ func TestJSClient(t *testing.T) {
 		t.Skip("starts pushd processes and a browser; not in -short")
 	}
 	node := findNode(t)
-	for _, pkg := range []string{"ws", "puppeteer-core"} {
+	for _, pkg := range []string{"ws", "puppeteer-core", "typescript"} {
 		if _, err := os.Stat(filepath.Join(jsTestDir, "node_modules", pkg, "package.json")); err != nil {
 			requireTool(t, "the npm package "+pkg+" is not installed (cd cmd/pushd/web/test && npm ci)")
 		}
@@ -38,7 +38,7 @@ func TestJSClient(t *testing.T) {
 	bin := buildPushd(t)
 
 	t.Run("node", func(t *testing.T) {
-		runNodeTests(t, node, bin, "", "client.test.mjs", "script.test.mjs")
+		runNodeTests(t, node, bin, "", "client.test.mjs", "script.test.mjs", "types.test.mjs")
 	})
 	t.Run("chromium", func(t *testing.T) {
 		chromium := os.Getenv("CHROMIUM")
