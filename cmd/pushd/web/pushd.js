@@ -313,7 +313,8 @@ export class PushdClient extends Emitter {
   constructor(url, options = {}) {
     super();
     this.#url = String(url);
-    this.#o = { ...DEFAULTS, ...options };
+    this.#o = { ...DEFAULTS };
+    for (const [k, v] of Object.entries(options)) if (v !== undefined) this.#o[k] = v;
     this.#WS = this.#o.WebSocket ?? globalThis.WebSocket;
     if (typeof this.#WS !== "function") {
       throw new PushdError("no_websocket", "no WebSocket implementation: pass { WebSocket } (for example from the ws package) on this runtime");
@@ -429,6 +430,7 @@ export class PushdClient extends Emitter {
     this.#timers.reconnect = null;
     const gen = this.#gen;
     this.#setState("connecting", { attempt: this.#attempt });
+    if (gen !== this.#gen) return; // a state listener called close()
     let token = this.#o.token;
     if (this.#o.getToken) {
       try {
@@ -522,6 +524,7 @@ export class PushdClient extends Emitter {
     else if (code === 1001) delay = this.#o.random() * DRAIN_SPREAD_MS;
     else delay = reconnectDelay(this.#attempt++, this.#o.minReconnectDelay, this.#o.maxReconnectDelay, this.#o.random);
     this.#setState("disconnected", { code, reason, delay });
+    if (!this.#wanted) return; // a state listener called close()
     this.#timers.reconnect = this.#after(delay, () => this.#open());
   }
 

@@ -202,3 +202,33 @@ test("no welcome within connectTimeout: abort and retry", async () => {
   await nextEvent(c, "state", (st) => st === "connected");
   assert.equal(s.conns.length, 2);
 });
+
+test("close() from a state listener stops the reconnect it interrupts", async () => {
+  const s = await script((sock) => {
+    welcome(sock);
+    sock.close(4000, "slow consumer");
+  });
+  const clock = countingClock();
+  const c = newClient(s.url, { clock });
+  c.on("state", (st) => st === "disconnected" && c.close());
+  c.connect();
+  await nextEvent(c, "state", (st) => st === "closed");
+  await sleep(100);
+  assert.equal(s.conns.length, 1);
+  assert.equal(clock.live.size, 0);
+  assert.equal(c.state, "closed");
+});
+
+test("options left undefined keep their defaults", async () => {
+  const c = newClient("ws://127.0.0.1:1/ws", { random: undefined, minReconnectDelay: undefined, maxReconnectDelay: undefined });
+  const disc = nextEvent(c, "state", (st) => st === "disconnected");
+  c.connect();
+  const [, info] = await disc;
+  c.close();
+  assert.ok(Number.isFinite(info.delay) && info.delay >= 0 && info.delay < 500, `first delay ${info.delay} within the default 500 ms`);
+  assert.throws(() => new PushdClient("ws://x/ws", { WebSocket, minReconnectDelay: 0 }), (e) => e.code === "bad_option");
+  if (globalThis.WebSocket === undefined) {
+    // Node 20: no global WebSocket, and none given.
+    assert.throws(() => new PushdClient("ws://x/ws"), (e) => e instanceof PushdError && e.code === "no_websocket");
+  }
+});
