@@ -142,6 +142,8 @@ export declare class PushdClient extends Emitter<ClientEvents> {
 }
 
 export declare class Subscription extends Emitter<SubscriptionEvents> {
+  /** Made by PushdClient.subscribe only. */
+  private constructor();
   readonly topic: string;
   readonly active: boolean;
   /** Last delivered position on a durable topic, or null. */

@@ -1,7 +1,7 @@
 // Compiled (not run) by types.test.mjs: the documented API must type-check
 // against pushd.d.ts, and misuse must not.
 import {
-  PushdClient, PushdError, TimeoutError, QueueFullError, ClosedError, DisconnectedError, ConnectionError,
+  PushdClient, Subscription, PushdError, TimeoutError, QueueFullError, ClosedError, DisconnectedError, ConnectionError,
   type Message, type State, type StateInfo, type Position, type Reply,
 } from "../../pushd.js";
 
@@ -56,3 +56,5 @@ client.on("state", (s: number) => s);
 // @ts-expect-error: handlers take a message
 client.subscribe("t", (m: string) => m);
 void bad;
+// @ts-expect-error: subscriptions come from client.subscribe
+new Subscription();
