@@ -9,6 +9,9 @@ import (
 	"github.com/pushd/pushd/topics"
 )
 
+// DefaultDrainQuiet is Config.DrainQuiet's default.
+const DefaultDrainQuiet = time.Second
+
 // Config configures a Server. Zero fields take defaults.
 type Config struct {
 	// Addr is the TCP address to listen on, "host:port". Port 0 picks a free
@@ -31,6 +34,11 @@ type Config struct {
 	Hub *topics.Hub
 	// Logger receives structured logs. Default slog.Default().
 	Logger *slog.Logger
+	// DrainQuiet is how long Shutdown keeps answering new connections 503
+	// after the last one is gone, so that clients a load balancer still
+	// sends here learn to go elsewhere instead of meeting a closed port.
+	// Default DefaultDrainQuiet.
+	DrainQuiet time.Duration
 
 	// MaxConns caps open TCP connections, MaxConnsPerIP those from one
 	// remote address, and AcceptRate/AcceptBurst the rate of new ones (a
