@@ -75,6 +75,7 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 	fs := flag.NewFlagSet("pushd", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	c, extra := registerFlags(fs)
+	fs.VisitAll(func(f *flag.Flag) { f.Value = describedValue{f.Value} })
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -87,8 +88,7 @@ type flagExtras struct {
 	cfgFile string
 }
 
-// registerFlags registers every flag on fs, bound to a new config. Every
-// flag's value reports parse errors in words (describedValue).
+// registerFlags registers every flag on fs, bound to a new config.
 func registerFlags(fs *flag.FlagSet) (*config, *flagExtras) {
 	c := &config{}
 	x := &flagExtras{}
@@ -140,7 +140,6 @@ func registerFlags(fs *flag.FlagSet) (*config, *flagExtras) {
 	fs.StringVar(&a.AllowedOrigins, "allowed-origins", "", "comma-separated allowed Origins: exact, https://*.example.com, or * (empty: any)")
 	fs.BoolVar(&a.AllowMissingOrigin, "allow-missing-origin", true, "accept handshakes without an Origin header (non-browser clients)")
 	fs.StringVar(&a.TrustProxies, "trust-proxy", "", "comma-separated proxy addresses or CIDRs exempt from --max-conns-per-ip")
-	fs.VisitAll(func(f *flag.Flag) { f.Value = describedValue{f.Value} })
 	return c, x
 }
 
@@ -167,6 +166,23 @@ func (d describedValue) Set(s string) error {
 		}
 	}
 	return err
+}
+
+// String implements flag.Value; the flag package calls it on a zero value
+// too, to find out whether a default is worth printing.
+func (d describedValue) String() string {
+	if d.Value == nil {
+		return ""
+	}
+	return d.Value.String()
+}
+
+// Get implements flag.Getter, so the flag's type stays visible.
+func (d describedValue) Get() any {
+	if g, ok := d.Value.(flag.Getter); ok {
+		return g.Get()
+	}
+	return nil
 }
 
 // IsBoolFlag lets a wrapped boolean flag be given without a value.
