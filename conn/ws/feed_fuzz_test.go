@@ -48,6 +48,11 @@ func FuzzFeed(f *testing.F) {
 	f.Add(clientFrame(ws.OpText, true, []byte{0xf5}), int64(5))
 	f.Add([]byte{0x81, 0x05, 'h', 'e', 'l', 'l', 'o'}, int64(6)) // unmasked
 	f.Add([]byte{0x82, 0xff, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, int64(7))
+	// Empty frames: an empty final continuation, an empty first fragment,
+	// an empty whole message.
+	f.Add(append(clientFrame(ws.OpText, false, []byte("abc")), clientFrame(ws.OpContinuation, true, nil)...), int64(8))
+	f.Add(append(clientFrame(ws.OpBinary, false, nil), clientFrame(ws.OpContinuation, true, []byte{1})...), int64(9))
+	f.Add(clientFrame(ws.OpText, true, nil), int64(10))
 	f.Fuzz(func(t *testing.T, in []byte, seed int64) {
 		if len(in) > 1<<15 {
 			return

@@ -9,10 +9,10 @@ package ws
 
 import (
 	"errors"
+	"sync"
 	"time"
 
 	gobwas "github.com/gobwas/ws"
-	"github.com/valyala/bytebufferpool"
 
 	"github.com/pushd/pushd/codec"
 	"github.com/pushd/pushd/conn"
@@ -103,12 +103,34 @@ type Conn struct {
 	// Owned by the loop goroutine.
 	ep         *loopEndpoint // this loop's endpoint: config, handler, timers
 	flags      uint8
-	msgOp      OpCode
 	utf8       codec.UTF8
-	lastActive uint32                     // wheel tick of the last inbound frame
-	msg        *bytebufferpool.ByteBuffer // non-nil only while a fragmented message is open
-	expires    uint64                     // wheel tick at which the credentials expire; 0 = never
+	lastActive uint32 // wheel tick of the last inbound frame
+	rx         *rx    // non-nil only while a data message is incomplete
+	expires    uint64 // wheel tick at which the credentials expire; 0 = never
 }
+
+// rx is the receive state of a data message that did not arrive whole in
+// one buffer: the payload assembled so far and, while a frame's payload is
+// still arriving, where in that frame the connection is. Its payload is
+// consumed from the socket buffer as it arrives (unmasked, UTF-8-checked
+// and appended here), so a large frame costs one copy of each byte however
+// slowly it arrives, and gnet never holds, re-reads or re-copies a partial
+// payload. rx objects are pooled; an idle connection holds none.
+type rx struct {
+	buf     []byte  // the message's payload so far
+	op      OpCode  // OpText or OpBinary
+	left    int64   // payload bytes of the current frame still to come
+	off     int     // payload bytes of the current frame already received (the unmask offset)
+	mask    [4]byte // the current frame's masking key
+	fin     bool    // the current frame ends the message
+	discard bool    // after our close frame: consume the data, deliver nothing (§5.5.1)
+}
+
+// maxPooledRx bounds the payload capacity an rx keeps when it goes back to
+// the pool, so one huge message does not pin memory.
+const maxPooledRx = 64 << 10
+
+var rxPool = sync.Pool{New: func() any { return new(rx) }}
 
 // SetExpiry arms the credentials deadline: at wheel tick at the handler's
 // Expired runs. 0 means never. Loop goroutine only.
@@ -119,9 +141,14 @@ func (w *Conn) SetExpiry(c *conn.Conn, at uint64) {
 	}
 }
 
-// Feed implements conn.Proto: it handles the frame at the start of p and
-// returns the bytes consumed, or 0 if p holds no complete frame.
+// Feed implements conn.Proto: it handles the frame at the start of p, or
+// the next part of a frame whose payload is arriving, and returns the
+// bytes consumed; 0 if p holds nothing it can use yet (a partial header,
+// or a partial control frame, which is at most 125 payload bytes).
 func (w *Conn) Feed(c *conn.Conn, p []byte) int {
+	if w.rx != nil && w.rx.left > 0 {
+		return w.payload(c, p)
+	}
 	hd, hn, err := codec.ParseHeader(p)
 	if err == codec.ErrShortHeader {
 		return 0
@@ -129,7 +156,8 @@ func (w *Conn) Feed(c *conn.Conn, p []byte) int {
 	if err == nil {
 		err = codec.CheckClientHeader(hd, w.flags&flagInMessage != 0)
 	}
-	if err == nil && (hd.OpCode.IsData() || hd.OpCode == OpContinuation) {
+	data := hd.OpCode.IsData() || hd.OpCode == OpContinuation
+	if err == nil && data {
 		err = w.checkSize(hd.Length)
 	}
 	if err != nil {
@@ -137,8 +165,19 @@ func (w *Conn) Feed(c *conn.Conn, p []byte) int {
 		return len(p)
 	}
 	total := hn + int(hd.Length)
+	if data && (len(p) < total || w.rx != nil || !hd.Fin) {
+		// Part of a fragmented message, or a frame not all here yet:
+		// take its payload as it comes.
+		w.lastActive = uint32(c.Loop().Now())
+		w.flags &^= flagAwaitPong
+		w.startFrame(c, hd)
+		if w.rx == nil || w.rx.left == 0 {
+			return hn // an empty frame: nothing more to take
+		}
+		return hn + w.payload(c, p[hn:])
+	}
 	if len(p) < total {
-		return 0
+		return 0 // a control frame: ≤ 125 bytes, wait for all of it
 	}
 	payload := p[hn:total]
 	codec.Unmask(payload, hd.Mask, 0)
@@ -154,8 +193,15 @@ func (w *Conn) Feed(c *conn.Conn, p []byte) int {
 	case OpPong:
 	case OpClose:
 		w.peerClose(c, payload)
-	default:
-		w.data(c, hd, payload)
+	default: // a whole message in one frame, all here: no copy
+		if c.State() != conn.StateOpen {
+			break // after our close frame, data is ignored (§5.5.1)
+		}
+		if hd.OpCode == OpText && !w.utf8.Write(payload) {
+			w.fail(c, codec.ErrInvalidUTF8)
+			break
+		}
+		w.message(c, hd.OpCode, payload)
 	}
 	return total
 }
@@ -166,40 +212,64 @@ func (w *Conn) checkSize(n int64) error {
 	if n > int64(w.ep.cfg.MaxFrameSize) {
 		return codec.ErrFrameTooBig
 	}
-	if w.msg != nil && int64(w.msg.Len())+n > int64(w.ep.cfg.MaxMessageSize) {
+	if w.rx != nil && int64(len(w.rx.buf))+n > int64(w.ep.cfg.MaxMessageSize) {
 		return codec.ErrMessageTooBig
 	}
 	return nil
 }
 
-func (w *Conn) data(c *conn.Conn, hd gobwas.Header, payload []byte) {
-	if c.State() != conn.StateOpen {
-		return // after our close frame, data is ignored (§5.5.1)
-	}
-	op := hd.OpCode
-	if op == OpContinuation {
-		op = w.msgOp
-	}
-	if op == OpText && !w.utf8.Write(payload) {
-		w.fail(c, codec.ErrInvalidUTF8)
-		return
-	}
-	switch {
-	case hd.Fin && w.msg == nil: // a whole message in one frame: no copy
-		w.message(c, op, payload)
-	case hd.OpCode != OpContinuation: // first fragment
-		w.msg = bytebufferpool.Get()
-		w.msg.B = append(w.msg.B[:0], payload...)
-		w.msgOp = op
+// startFrame begins receiving the payload of data frame hd, opening the
+// message if hd is its first frame.
+func (w *Conn) startFrame(c *conn.Conn, hd gobwas.Header) {
+	if w.rx == nil {
+		w.rx = rxPool.Get().(*rx)
+		w.rx.op = hd.OpCode
+		w.rx.discard = c.State() != conn.StateOpen
 		w.flags |= flagInMessage
-	default:
-		w.msg.B = append(w.msg.B, payload...)
-		if hd.Fin {
-			w.message(c, op, w.msg.B)
-		}
+	}
+	r := w.rx
+	r.left, r.off, r.mask, r.fin = hd.Length, 0, hd.Mask, hd.Fin
+	if r.left == 0 && r.fin {
+		w.finishMessage(c)
 	}
 }
 
+// payload takes the next bytes of the current frame's payload from p:
+// unmasks them, checks UTF-8 as they arrive (so invalid text fails with
+// 1007 before the rest of a large frame is read) and appends them to the
+// message. It returns the bytes consumed.
+func (w *Conn) payload(c *conn.Conn, p []byte) int {
+	r := w.rx
+	n := int(min(int64(len(p)), r.left))
+	chunk := p[:n]
+	codec.Unmask(chunk, r.mask, r.off)
+	r.off += n
+	r.left -= int64(n)
+	if !r.discard {
+		if r.op == OpText && !w.utf8.Write(chunk) {
+			w.fail(c, codec.ErrInvalidUTF8)
+			return n
+		}
+		r.buf = append(r.buf, chunk...)
+	}
+	if r.left == 0 && r.fin {
+		w.finishMessage(c)
+	}
+	return n
+}
+
+// finishMessage delivers the assembled message once its final frame is in.
+func (w *Conn) finishMessage(c *conn.Conn) {
+	r := w.rx
+	if r.discard || c.State() != conn.StateOpen {
+		w.endMessage()
+		return
+	}
+	w.message(c, r.op, r.buf)
+}
+
+// message delivers one complete data message (a whole single frame, or the
+// assembled payload of w.rx) and ends it.
 func (w *Conn) message(c *conn.Conn, op OpCode, p []byte) {
 	ok := op != OpText || w.utf8.Done()
 	w.utf8.Reset()
@@ -213,10 +283,16 @@ func (w *Conn) message(c *conn.Conn, op OpCode, p []byte) {
 	}
 }
 
+// endMessage drops the message being received, if any, and returns its
+// state to the pool.
 func (w *Conn) endMessage() {
-	if w.msg != nil {
-		bytebufferpool.Put(w.msg)
-		w.msg = nil
+	if r := w.rx; r != nil {
+		w.rx = nil
+		if cap(r.buf) > maxPooledRx {
+			r.buf = nil
+		}
+		*r = rx{buf: r.buf[:0]}
+		rxPool.Put(r)
 	}
 	w.flags &^= flagInMessage
 }

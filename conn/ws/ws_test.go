@@ -318,9 +318,13 @@ func TestPartialFrameDoesNotKeepConnectionAlive(t *testing.T) {
 	c, tr := openConn(t, l, "/echo")
 	frame := clientFrame(ws.OpBinary, true, make([]byte, 60000))
 	partial := frame[:len(frame)-1]
-	for i := 0; i < 6; i++ { // trickle more of the same frame in: still incomplete
-		if n, _ := c.Feed(partial); n != 0 {
-			t.Fatalf("consumed %d bytes of an incomplete frame", n)
+	// The header and then the payload trickle in, but the frame never
+	// completes. Payload bytes are consumed as they come (each is copied
+	// once), yet only a frame's start counts as activity.
+	pieces := splitEvery(partial, len(partial)/6+1)
+	for _, piece := range pieces {
+		if n, _ := c.Feed(piece); n != len(piece) {
+			t.Fatalf("consumed %d of a %d-byte piece of the payload", n, len(piece))
 		}
 		advance(l, 20*time.Millisecond)
 	}
@@ -330,6 +334,98 @@ func TestPartialFrameDoesNotKeepConnectionAlive(t *testing.T) {
 	advance(l, 70*time.Millisecond)
 	if !tr.closed || l.metrics.HeartbeatTimeouts.Load() != 1 {
 		t.Fatalf("closed %v, heartbeat timeouts %d", tr.closed, l.metrics.HeartbeatTimeouts.Load())
+	}
+}
+
+// splitEvery cuts p into pieces of n bytes (the last may be shorter).
+func splitEvery(p []byte, n int) [][]byte {
+	var out [][]byte
+	for len(p) > n {
+		out = append(out, p[:n])
+		p = p[n:]
+	}
+	return append(out, p)
+}
+
+// feedLikeNetpoll feeds in to c in pieces of the given size the way netpoll
+// does: whatever Feed leaves unconsumed stays buffered and is handed over
+// again, with the next piece, on the next call. It returns how many bytes
+// were handed to Feed in total: the bytes gnet copies into its inbound
+// buffer and hands over again are counted each time they are handed over.
+func feedLikeNetpoll(t *testing.T, c *conn.Conn, in []byte, piece int) (handed int) {
+	t.Helper()
+	var pending []byte
+	for len(in) > 0 {
+		k := min(piece, len(in))
+		pending = append(pending, in[:k]...)
+		in = in[k:]
+		handed += len(pending)
+		n, _ := c.Feed(pending)
+		pending = append(pending[:0], pending[n:]...)
+		if c.State() != conn.StateOpen {
+			break
+		}
+	}
+	return handed
+}
+
+// A maximum-size frame trickled 64 bytes per read costs O(n): each byte is
+// handed to the state machine once, never re-read while the frame is
+// incomplete (with the old wait-for-the-whole-frame design the same frame
+// cost n²/128 bytes), and the echo comes back intact.
+func TestLargeFrameCostsLinear(t *testing.T) {
+	const size = 1 << 20
+	l := newTestLoopWith(testConfig{WS: Config{MaxFrameSize: size, MaxMessageSize: size}, Conn: conn.Config{MaxOutbound: 4 * size}})
+	c, tr := openConn(t, l, "/echo")
+	payload := make([]byte, size)
+	for i := range payload {
+		payload[i] = byte(i * 7)
+	}
+	frame := clientFrame(ws.OpBinary, true, payload)
+	handed := feedLikeNetpoll(t, c, frame, 64)
+	if handed > len(frame)+64 {
+		t.Fatalf("%d bytes handed to Feed for a %d-byte frame in 64-byte pieces: %.2f per byte, want 1",
+			handed, len(frame), float64(handed)/float64(len(frame)))
+	}
+	want := codec.AppendFrame(nil, ws.OpBinary, true, payload)
+	if !bytes.Equal(tr.out.Bytes(), want) {
+		t.Fatalf("echo of %d bytes differs (got %d bytes)", size, tr.out.Len())
+	}
+}
+
+// Invalid UTF-8 at the start of a text frame fails the connection with 1007
+// as soon as those bytes arrive, before the rest of the frame (§8.1: fail
+// fast), and the rest is never buffered.
+func TestInvalidUTF8FailsBeforeTheFrameCompletes(t *testing.T) {
+	l := newTestLoop(Config{})
+	c, tr := openConn(t, l, "/echo")
+	payload := append([]byte("ok \xff\xfe"), bytes.Repeat([]byte("x"), 60000)...)
+	frame := clientFrame(ws.OpText, true, payload)
+	if n, _ := c.Feed(frame[:100]); n != 100 {
+		t.Fatalf("consumed %d of the first 100 bytes", n)
+	}
+	want := codec.AppendCloseFrame(nil, codec.StatusInvalidPayload, "invalid UTF-8 in text")
+	if !bytes.Equal(tr.out.Bytes(), want) {
+		t.Fatalf("after 100 of %d bytes wrote %x, want close 1007 %x", len(frame), tr.out.Bytes(), want)
+	}
+	if c.State() != conn.StateFailed {
+		t.Fatalf("state %v, want failed", c.State())
+	}
+}
+
+// A fragmented text message whose invalid byte arrives in a later
+// fragment, itself split, fails at that byte too.
+func TestInvalidUTF8InAFragmentFailsFast(t *testing.T) {
+	l := newTestLoop(Config{})
+	c, tr := openConn(t, l, "/echo")
+	first := clientFrame(ws.OpText, false, []byte("héllo "))
+	second := clientFrame(ws.OpContinuation, true, append([]byte("wor\xc3\x28"), bytes.Repeat([]byte("d"), 5000)...))
+	in := append(first, second[:40]...)
+	if n, _ := c.Feed(in); n != len(in) {
+		t.Fatalf("consumed %d of %d", n, len(in))
+	}
+	if !bytes.HasSuffix(tr.out.Bytes(), codec.AppendCloseFrame(nil, codec.StatusInvalidPayload, "invalid UTF-8 in text")) {
+		t.Fatalf("no close 1007 after the bad byte arrived: %x", tr.out.Bytes())
 	}
 }
 
