@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -539,7 +540,7 @@ func TestVerifierFiles(t *testing.T) {
 	k := keys()
 	dir := t.TempDir()
 	secretFile := filepath.Join(dir, "2024-06.key")
-	if err := os.WriteFile(secretFile, append(append([]byte(nil), secret1...), "\r\n"...), 0o600); err != nil {
+	if err := os.WriteFile(secretFile, append(bytes.Clone(secret1), "\r\n"...), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour)}
