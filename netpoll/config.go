@@ -42,8 +42,9 @@ type Config struct {
 
 	// MaxConns caps open TCP connections, MaxConnsPerIP those from one
 	// remote address, and AcceptRate/AcceptBurst the rate of new ones (a
-	// token bucket). A connection over a limit gets 503 with Retry-After
-	// before any per-connection state exists. Zero means no limit.
+	// token bucket, rate.Limiter; a burst under 1 counts as 1). A
+	// connection over a limit gets 503 with Retry-After before any
+	// per-connection state exists. Zero means no limit.
 	MaxConns      int
 	MaxConnsPerIP int
 	AcceptRate    float64

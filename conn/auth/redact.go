@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -64,12 +65,7 @@ func isSensitiveParam(k string) bool {
 			k = u
 		}
 	}
-	for _, s := range sensitiveParams {
-		if strings.EqualFold(k, s) {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(sensitiveParams, func(s string) bool { return strings.EqualFold(k, s) })
 }
 
 // RedactHeader returns the value of the header name as it may be logged:
@@ -78,10 +74,8 @@ func isSensitiveParam(k string) bool {
 // may carry a token), otherwise value with any JWT-shaped text replaced.
 // name is case-insensitive. Pure; safe for concurrent use.
 func RedactHeader(name, value string) string {
-	for _, h := range sensitiveHeaders {
-		if strings.EqualFold(name, h) {
-			return Redacted
-		}
+	if slices.ContainsFunc(sensitiveHeaders, func(h string) bool { return strings.EqualFold(name, h) }) {
+		return Redacted
 	}
 	return redactJWTs(value)
 }
@@ -159,15 +153,10 @@ func sensitiveKey(k string) bool {
 	if k == "key" || k == "keys" {
 		return true
 	}
-	for _, s := range []string{
+	return slices.ContainsFunc([]string{
 		"token", "secret", "password", "passwd", "authorization", "cookie",
 		"api_key", "apikey", "api-key", "credential", "jwt", "sec-websocket-protocol", "subprotocol",
-	} {
-		if strings.Contains(k, s) {
-			return true
-		}
-	}
-	return false
+	}, func(s string) bool { return strings.Contains(k, s) })
 }
 
 // queryKey reports whether a log attribute's key holds a raw query string.

@@ -1,6 +1,9 @@
 // Package procstat reads process memory: a process's resident set size
 // from /proc/PID/status, and gauges from a Prometheus text endpoint such as
-// pushd's /metrics.
+// pushd's /metrics. It is the one VmRSS reader of the load harness, the
+// benchmarks and the reference hub, so it lives outside loadtest/internal
+// where bench can import it. (pushd itself reports its RSS through
+// client_golang's process collector.)
 package procstat
 
 import (
