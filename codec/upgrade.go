@@ -39,9 +39,9 @@ type Request struct {
 	Headers       int      // number of header fields
 }
 
-// HandshakeError is a rejected upgrade request: the HTTP status to answer
-// with, a short reason for the response body and logs, and extra response
-// headers. Reason never contains request header values, which may be secret.
+// HandshakeError is a rejected upgrade request (or, as HTTPError, any
+// request ParseRequest rejects): the HTTP status to answer with, a short
+// reason for the response body and logs, and extra response headers. Reason never contains request header values, which may be secret.
 // Write the answer with AppendHTTPError(dst, e.Status, e.Reason, e.Header...).
 type HandshakeError struct {
 	Status int
@@ -237,7 +237,7 @@ func parseTarget(target []byte) (path, query []byte, herr *HandshakeError) {
 }
 
 // validEscapes reports whether every '%' in b starts a "%XX" escape.
-func validEscapes(b []byte) bool {
+func validEscapes[T string | []byte](b T) bool {
 	for i := 0; i < len(b); i++ {
 		if b[i] == '%' {
 			if i+2 >= len(b) || !isHex(b[i+1]) || !isHex(b[i+2]) {
