@@ -8,7 +8,8 @@ import "strings"
 // a substring of header (no allocation), without the double quotes that may
 // surround it.
 //
-// Names match exactly (they are case-sensitive). Space and tab around a pair
+// Names match exactly (they are case-sensitive); a name that is not an
+// HTTP token matches nothing. Space and tab around a pair
 // are tolerated; anything else off the grammar makes the pair be skipped:
 // a pair without '=', spaces around '=', or a value holding a byte that is
 // not a cookie-octet (§4.1.1: no control characters, whitespace, DQUOTE,
@@ -20,6 +21,9 @@ import "strings"
 // cookie never holds them. CookieValue is pure and may be called from any
 // goroutine.
 func CookieValue(header, name string) (string, bool) {
+	if !isToken(name) {
+		return "", false // no valid pair has this name (cookie-name = token)
+	}
 	for header != "" {
 		var pair string
 		pair, header, _ = strings.Cut(header, ";")

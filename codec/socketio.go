@@ -90,10 +90,11 @@ const maxReservedLen = len("removeListener")
 //   - CONNECT_ERROR: a string or an object.
 //
 // It is stricter than the reference where the reference's reading is an
-// accident: an ACK must carry an ack id and the other types other than EVENT
-// must not; the data must not start with whitespace (the reference would
-// read a space as ack id 0); the namespace must be valid UTF-8 without
-// control characters. It returns ErrSIOBinary for BINARY_EVENT and
+// accident: an EVENT, ACK or CONNECT_ERROR must carry data (the reference
+// checks the payload only when there is one); an ACK must carry an ack id
+// and the types other than EVENT must not; the data must not start with
+// whitespace (the reference would read a space as ack id 0); the namespace
+// must be valid UTF-8 without control characters. It returns ErrSIOBinary for BINARY_EVENT and
 // BINARY_ACK, ErrSIOPacket or ErrSIOPayload otherwise. Data aliases p; the
 // Namespace is "/" for the main namespace and a copy (the one allocation)
 // for any other. ParseSIOPacket is pure and may be called from any

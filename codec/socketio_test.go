@@ -266,8 +266,8 @@ func sioDocumentedStrictness(p []byte, ref sioRef) bool {
 		return true // ACK without ack id
 	case ref.typ != SIOAck && ref.typ != SIOEvent && ref.id != "":
 		return true // ack id where the type has none
-	case (ref.typ == SIOEvent || ref.typ == SIOAck) && ref.data == nil:
-		return true // EVENT or ACK without data
+	case (ref.typ == SIOEvent || ref.typ == SIOAck || ref.typ == SIOConnectError) && ref.data == nil:
+		return true // EVENT, ACK or CONNECT_ERROR without data
 	case !validNamespace([]byte(ref.nsp)):
 		return true // namespace with control characters or invalid UTF-8
 	case len(afterID) > 0 && isJSONSpace(afterID[0]):
