@@ -3,6 +3,7 @@ package codec
 import (
 	"bytes"
 	"strconv"
+	"unsafe"
 )
 
 // Server-Sent Events (WHATWG HTML §9.2, "Server-sent events"): a response
@@ -64,7 +65,7 @@ func AppendSSEEvent(dst []byte, id []byte, event string, data []byte) []byte {
 
 // appendSSELines appends prefix+line+"\n" for each line of text, split at
 // CR, LF and CRLF; empty text is one empty line.
-func appendSSELines[T string | []byte](dst []byte, prefix string, text T) []byte {
+func appendSSELines(dst []byte, prefix string, text []byte) []byte {
 	for {
 		i := indexLineEnd(text)
 		dst = append(dst, prefix...)
@@ -81,14 +82,17 @@ func appendSSELines[T string | []byte](dst []byte, prefix string, text T) []byte
 	}
 }
 
-// indexLineEnd returns the index of the first CR or LF in s, or -1.
-func indexLineEnd[T string | []byte](s T) int {
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\r' || s[i] == '\n' {
-			return i
-		}
+// indexLineEnd returns the index of the first CR or LF in s, or -1. Two
+// IndexByte scans beat one byte loop: most data holds neither.
+func indexLineEnd(s []byte) int {
+	lf := bytes.IndexByte(s, '\n')
+	if lf < 0 {
+		return bytes.IndexByte(s, '\r')
 	}
-	return -1
+	if cr := bytes.IndexByte(s[:lf], '\r'); cr >= 0 {
+		return cr
+	}
+	return lf
 }
 
 // AppendSSEComment appends text as comment lines, ": text", which the
@@ -100,7 +104,8 @@ func AppendSSEComment(dst []byte, text string) []byte {
 	if text == "" {
 		return append(dst, ":\n"...)
 	}
-	return appendSSELines(dst, ": ", text)
+	// A view, not a copy: appendSSELines only reads it.
+	return appendSSELines(dst, ": ", unsafe.Slice(unsafe.StringData(text), len(text)))
 }
 
 // AppendSSERetry appends "retry: ms", which sets the client's reconnection
