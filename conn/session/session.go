@@ -92,13 +92,54 @@ type Session struct {
 	strikes uint16  // commands refused in a row
 }
 
-// Start begins the session on a connection that has just been accepted:
-// it sends the welcome, subscribes the personal topic of an authenticated
-// client, and the topics named in rawQuery's topics parameter (the
-// connection's URL query; "" for none). id is nil for an anonymous client.
+// Start begins a v1 session on a connection that has just been accepted:
+// it sends the welcome, then does what Begin does, and subscribes the
+// topics named in rawQuery's topics parameter (the connection's URL query;
+// "" for none). Errors go to the client as error messages without an id.
 // It returns the tick at which the client's credentials expire, 0 for
 // never: the transport arms its timer for it and calls Expired then.
 func (s *Session) Start(e *Env, p Peer, id Identity, rawQuery string) (expires uint64) {
+	interval := int((e.cfg.PingInterval + time.Second - 1) / time.Second)
+	if !e.send(p, codec.AppendWelcome(e.buf(), nuid.Next(), interval)) {
+		return s.init(e, id)
+	}
+	expires, perr := s.Begin(e, p, id)
+	if perr != nil {
+		e.replyError(p, nil, perr)
+	}
+	if rawQuery == "" || !p.Open() {
+		return expires
+	}
+	names, perr := TopicsFromQuery(rawQuery)
+	if perr == nil && len(names) > 0 {
+		perr = s.Subscribe(e, p, names)
+	}
+	if perr != nil {
+		e.replyError(p, nil, perr)
+	}
+	return expires
+}
+
+// Begin begins the session without any v1 message, for transports that
+// speak another protocol over it (Socket.IO): it fills the command budget,
+// records the identity (nil: anonymous) and subscribes an authenticated
+// client's personal topic. It returns the tick at which the credentials
+// expire (0: never) and the error subscribing the personal topic, if any.
+func (s *Session) Begin(e *Env, p Peer, id Identity) (expires uint64, perr *codec.ProtoError) {
+	expires = s.init(e, id)
+	if id != nil && e.cfg.PersonalTopic != nil && p.Open() {
+		// The personal topic is the server's choice, not the client's, so
+		// it bypasses the token's subscribe patterns.
+		if t := e.cfg.PersonalTopic(id); t != "" {
+			perr = s.subscribe(e, p, []string{t}, true)
+		}
+	}
+	return expires, perr
+}
+
+// init sets the identity and the full command budget, and returns the
+// expiry tick.
+func (s *Session) init(e *Env, id Identity) (expires uint64) {
 	s.ident = id
 	s.tokens = float32(e.cfg.CommandBurst)
 	s.refill = uint32(e.clock.Now())
@@ -108,26 +149,16 @@ func (s *Session) Start(e *Env, p Peer, id Identity, rawQuery string) (expires u
 			expires = max(e.clock.TickOf(exp)+1, e.clock.Now()+1)
 		}
 	}
-	interval := int((e.cfg.PingInterval + time.Second - 1) / time.Second)
-	if !e.send(p, codec.AppendWelcome(e.buf(), nuid.Next(), interval)) {
-		return expires
-	}
-	if id != nil && e.cfg.PersonalTopic != nil {
-		// The personal topic is the server's choice, not the client's, so
-		// it bypasses the token's subscribe patterns.
-		if t := e.cfg.PersonalTopic(id); t != "" {
-			if perr := s.subscribe(e, p, []string{t}, true); perr != nil {
-				e.replyError(p, nil, perr)
-			}
-		}
-	}
-	if rawQuery == "" || !p.Open() {
-		return expires
-	}
+	return expires
+}
+
+// TopicsFromQuery returns the topics named in a URL query's topics
+// parameters (?topics=a,b&topics=c), empty names skipped, or a bad_request
+// error for a malformed query. Pure.
+func TopicsFromQuery(rawQuery string) ([]string, *codec.ProtoError) {
 	q, err := url.ParseQuery(rawQuery)
 	if err != nil {
-		e.replyError(p, nil, &codec.ProtoError{Code: codec.CodeBadRequest, Message: "malformed query string"})
-		return expires
+		return nil, &codec.ProtoError{Code: codec.CodeBadRequest, Message: "malformed query string"}
 	}
 	var names []string
 	for _, v := range q["topics"] {
@@ -137,12 +168,14 @@ func (s *Session) Start(e *Env, p Peer, id Identity, rawQuery string) (expires u
 			}
 		}
 	}
-	if len(names) > 0 {
-		if perr := s.Subscribe(e, p, names); perr != nil {
-			e.replyError(p, nil, perr)
-		}
-	}
-	return expires
+	return names, nil
+}
+
+// ErrorMessage builds the v1 error message for perr (id omitted) in the
+// Env's scratch buffer, for transports that carry v1 messages themselves
+// (SSE). The result is valid until the next use of the Env.
+func (e *Env) ErrorMessage(perr *codec.ProtoError) []byte {
+	return codec.AppendError(e.buf(), nil, perr.Code, perr.Message)
 }
 
 // Identity returns the client's identity, nil when anonymous.
