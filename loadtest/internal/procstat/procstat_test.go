@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseVmRSS(t *testing.T) {
@@ -24,6 +25,48 @@ func TestParseVmRSS(t *testing.T) {
 		if (err != nil) != tc.err || got != tc.want {
 			t.Errorf("parseVmRSS(%q) = %d, %v; want %d, error %v", tc.in, got, err, tc.want, tc.err)
 		}
+	}
+}
+
+func TestParseStatCPU(t *testing.T) {
+	tests := []struct {
+		in   string
+		want time.Duration
+		err  bool
+	}{
+		// A real line of a Go process (pid 7, comm "pushd").
+		{"7 (pushd) S 1 7 7 0 -1 4194560 1200 0 0 0 150 37 0 0 20 0 9 0 100 1000000 2000 18446744073709551615", 1870 * time.Millisecond, false},
+		// A command name with spaces and parentheses.
+		{"7 (a) b (c) R 1 7 7 0 -1 0 0 0 0 0 3 4 0 0 20 0 1 0 1 1 1 1", 70 * time.Millisecond, false},
+		{"7 (x) S 1", 0, true},
+		{"no parenthesis", 0, true},
+		{"7 (x) S 1 7 7 0 -1 0 0 0 0 0 a 4 0", 0, true},
+	}
+	for _, tc := range tests {
+		got, err := parseStatCPU([]byte(tc.in))
+		if (err != nil) != tc.err || got != tc.want {
+			t.Errorf("parseStatCPU(%q) = %v, %v; want %v, error %v", tc.in, got, err, tc.want, tc.err)
+		}
+	}
+}
+
+// TestCPUSelf burns CPU and checks that CPU(self) grows by about as much.
+func TestCPUSelf(t *testing.T) {
+	before, err := CPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	x := 0
+	for time.Since(start) < 200*time.Millisecond {
+		x++
+	}
+	after, err := CPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := after - before; d < 100*time.Millisecond {
+		t.Fatalf("CPU grew by %v over a 200 ms busy loop (%d iterations)", d, x)
 	}
 }
 
