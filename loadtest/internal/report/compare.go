@@ -48,6 +48,8 @@ const (
 	// floor (bench/floor): at 5,000 subscribers and 10 msg/s, server CPU
 	// per delivery ≤ 1.15× the floor's and p99 ≤ the floor's.
 	TargetsFloor Targets = "floor"
+	// TargetsNone checks nothing: for comparing two references.
+	TargetsNone Targets = "none"
 )
 
 // fanoutTargets returns the goals for one fan-out step's rows.
