@@ -101,6 +101,7 @@ harness_pids() {
 
 cleanup() {
 	trap - EXIT INT TERM
+	[[ -n ${pause_pid:-} ]] && kill "$pause_pid" 2>/dev/null
 	local workers
 	workers=$(harness_pids | sort -u | tr '\n' ' ')
 	# shellcheck disable=SC2086 # a list of PIDs
@@ -112,6 +113,15 @@ trap cleanup EXIT
 trap 'echo "scale.sh: interrupted" >&2; exit 130' INT TERM
 
 log() { echo "scale.sh: $*" >&2; }
+# pause SECONDS: a sleep that a signal interrupts at once (bash runs a trap
+# only after a foreground command ends, but wait returns on a signal).
+pause_pid=""
+pause() {
+	sleep "$1" &
+	pause_pid=$!
+	wait "$pause_pid" || true
+	pause_pid=""
+}
 
 meminfo() { awk -v k="$1:" '$1 == k { printf "%.0f\n", $2 * 1024 }' /proc/meminfo; }
 rss() { awk '/^VmRSS:/ { printf "%.0f\n", $2 * 1024 }' "/proc/$1/status" 2>/dev/null || echo 0; }
@@ -197,7 +207,7 @@ for ((i = 0; i < n; i++)); do
 		done
 	fi
 done
-sleep 2
+pause 2
 
 # 2. Before.
 pushd_before=$(sum_rss "${pushd_pids[@]}")
@@ -223,7 +233,7 @@ done
 
 open=0 last=-1 still=0
 while :; do
-	sleep 2
+	pause 2
 	open=$(metric pushd_connections)
 	elapsed=$(($(date +%s) - start))
 	log "connecting: $open of $conns open after ${elapsed}s"
@@ -248,7 +258,7 @@ connect_seconds=$((connected_at - start))
 
 # 4. One heartbeat cycle after the last connection opened.
 log "waiting one heartbeat cycle: ${ping}s ping interval + ${pong}s pong timeout + 2s"
-sleep $((ping + pong + 2))
+pause $((ping + pong + 2))
 
 # 5. During.
 held=$(metric pushd_connections)
