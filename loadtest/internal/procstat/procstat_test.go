@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestParseVmRSS(t *testing.T) {
@@ -50,23 +52,37 @@ func TestParseStatCPU(t *testing.T) {
 	}
 }
 
-// TestCPUSelf burns CPU and checks that CPU(self) grows by about as much.
+// TestCPUSelf compares CPU(self) with getrusage(2) of this process before
+// and after burning 200 ms of CPU (measured by getrusage, not by the wall
+// clock, so a loaded machine only makes it take longer).
 func TestCPUSelf(t *testing.T) {
-	before, err := CPU(os.Getpid())
-	if err != nil {
-		t.Fatal(err)
+	rusage := func() time.Duration {
+		var ru unix.Rusage
+		if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+			t.Fatal(err)
+		}
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
-	start := time.Now()
-	x := 0
-	for time.Since(start) < 200*time.Millisecond {
-		x++
+	check := func() time.Duration {
+		t.Helper()
+		before := rusage()
+		got, err := CPU(os.Getpid())
+		after := rusage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// /proc counts in 10 ms ticks and samples differently from
+		// getrusage; allow two ticks either side.
+		if got < before-20*time.Millisecond || got > after+20*time.Millisecond {
+			t.Fatalf("CPU(self) = %v; getrusage says %v…%v", got, before, after)
+		}
+		return got
 	}
-	after, err := CPU(os.Getpid())
-	if err != nil {
-		t.Fatal(err)
+	start := check()
+	for begin, x := rusage(), 0; rusage()-begin < 200*time.Millisecond; x++ {
 	}
-	if d := after - before; d < 100*time.Millisecond {
-		t.Fatalf("CPU grew by %v over a 200 ms busy loop (%d iterations)", d, x)
+	if end := check(); end-start < 150*time.Millisecond {
+		t.Fatalf("CPU(self) grew by %v while getrusage grew by at least 200ms", end-start)
 	}
 }
 
