@@ -4,6 +4,7 @@ import (
 	"github.com/pushd/pushd/codec"
 	"github.com/pushd/pushd/conn"
 	"github.com/pushd/pushd/conn/session"
+	"github.com/pushd/pushd/topics"
 )
 
 // Admit decides whether a valid upgrade request may proceed, before the 101
@@ -19,7 +20,9 @@ type loopEndpoint struct {
 	cfg                  Config
 	pingTicks, pongTicks uint64
 	h                    Handler
+	beat                 Heartbeater // h, when its protocol has its own heartbeat; else nil
 	admit                Admit
+	format               *topics.Format
 	alloc                func() conn.Proto // a new per-connection struct embedding Conn
 	conn                 func(conn.Proto) *Conn
 
@@ -30,13 +33,42 @@ type loopEndpoint struct {
 
 func newLoopEndpoint(l *conn.Loop, cfg Config, admit Admit, h Handler) *loopEndpoint {
 	cfg = cfg.WithDefaults()
+	beat, _ := h.(Heartbeater)
 	return &loopEndpoint{
 		cfg:       cfg,
 		pingTicks: l.Ticks(cfg.PingInterval),
 		pongTicks: l.Ticks(cfg.PongTimeout),
 		h:         h,
+		beat:      beat,
 		admit:     admit,
+		format:    PushFormat,
 	}
+}
+
+// EndpointSpec describes a WebSocket endpoint whose connections run a
+// protocol of another package (Socket.IO in conn/sio) on top of this
+// package's frames, heartbeat and close handshake.
+type EndpointSpec struct {
+	Config  Config
+	Admit   Admit   // runs before the 101; nil admits anyone anonymously
+	Handler Handler // may also implement Heartbeater
+	// Format is the wire format of the pushes the connections take; nil
+	// means they take none.
+	Format *topics.Format
+	// New returns a new per-connection struct, the connection's
+	// conn.Proto, which embeds a Conn; Conn returns that embedded Conn.
+	New  func() conn.Proto
+	Conn func(conn.Proto) *Conn
+}
+
+// NewEndpoint returns one event loop's instance of the endpoint s
+// describes, for a conn.Route's New (or an endpoint that hands its
+// WebSocket upgrades on to it). Any goroutine; the endpoint then belongs to
+// l's goroutine.
+func NewEndpoint(l *conn.Loop, s EndpointSpec) conn.Endpoint {
+	e := newLoopEndpoint(l, s.Config, s.Admit, s.Handler)
+	e.format, e.alloc, e.conn = s.Format, s.New, s.Conn
+	return e
 }
 
 // Accept implements conn.Endpoint: admission (Origin, token), then the 101
@@ -63,7 +95,7 @@ func (e *loopEndpoint) Accept(c *conn.Conn, req *codec.Request) *codec.Handshake
 	if !c.Write(buf) {
 		return nil
 	}
-	c.SetFormat(PushFormat)
+	c.SetFormat(e.format)
 	w.armOpen(c, e.pingTicks)
 	e.h.Open(c, req, id)
 	return nil
