@@ -16,6 +16,7 @@ import (
 	"github.com/pushd/pushd/conn"
 	"github.com/pushd/pushd/conn/auth"
 	"github.com/pushd/pushd/conn/session"
+	"github.com/pushd/pushd/conn/sio"
 	"github.com/pushd/pushd/conn/ws"
 )
 
@@ -26,6 +27,7 @@ import (
 type config struct {
 	Listen      string
 	WSPath      string
+	SIOPath     string
 	EchoPath    string
 	APIListen   string
 	APIKeys     []string
@@ -42,6 +44,7 @@ type config struct {
 
 	Conn    conn.Config
 	WS      ws.Config
+	SIO     sio.Config
 	Session session.Config
 
 	MaxConns       int
@@ -96,6 +99,10 @@ func registerFlags(fs *flag.FlagSet) (*config, *flagExtras) {
 	fs.BoolVar(&c.Version, "version", false, "print the version and exit")
 	fs.StringVar(&c.Listen, "listen", ":8080", "WebSocket listen address")
 	fs.StringVar(&c.WSPath, "ws-path", "/ws", "path of the WebSocket endpoint")
+	fs.StringVar(&c.SIOPath, "sio-path", sio.DefaultPath, "path of the Socket.IO endpoint (off when empty)")
+	fs.DurationVar(&c.SIO.PingInterval, "sio-ping-interval", 25*time.Second, "Engine.IO pingInterval: how often Socket.IO clients are pinged")
+	fs.DurationVar(&c.SIO.PingTimeout, "sio-ping-timeout", 20*time.Second, "Engine.IO pingTimeout: time a Socket.IO client has to answer a ping")
+	fs.IntVar(&c.SIO.MaxPayload, "sio-max-payload", 64<<10, "Engine.IO maxPayload: largest Socket.IO packet (1009 beyond)")
 	fs.StringVar(&c.EchoPath, "echo-path", "", "path of an echo endpoint for conformance testing (off when empty)")
 	fs.StringVar(&c.APIListen, "api-listen", "127.0.0.1:8081", "HTTP API listen address (publish, health, metrics)")
 	fs.StringVar(&x.apiKeys, "api-keys", "", "comma-separated API keys; when set, POST /v1/publish needs Authorization: Bearer <key>")
@@ -258,6 +265,9 @@ func (c *config) validate() error {
 		{"--close-timeout", c.Conn.CloseTimeout > 0},
 		{"--ping-interval", c.WS.PingInterval > 0},
 		{"--pong-timeout", c.WS.PongTimeout > 0},
+		{"--sio-ping-interval", c.SIO.PingInterval > 0},
+		{"--sio-ping-timeout", c.SIO.PingTimeout > 0},
+		{"--sio-max-payload", c.SIO.MaxPayload > 0},
 		{"--drain-grace", c.DrainGrace > 0},
 		{"--max-frame", c.WS.MaxFrameSize > 0},
 		{"--max-message", c.WS.MaxMessageSize > 0},
@@ -292,6 +302,10 @@ func (c *config) validate() error {
 		return fmt.Errorf("--echo-path %q must start with /", c.EchoPath)
 	case c.EchoPath == c.WSPath:
 		return errors.New("--echo-path must differ from --ws-path")
+	case c.SIOPath != "" && !strings.HasPrefix(c.SIOPath, "/"):
+		return fmt.Errorf("--sio-path %q must start with /", c.SIOPath)
+	case c.SIOPath != "" && (c.SIOPath == c.WSPath || c.SIOPath == c.EchoPath):
+		return errors.New("--sio-path must differ from --ws-path and --echo-path")
 	case codec.ValidTopic(c.Prefix) != nil:
 		return fmt.Errorf("--prefix %q: want dot-separated tokens of letters, digits, - and _", c.Prefix)
 	case c.LogFormat != "text" && c.LogFormat != "json":

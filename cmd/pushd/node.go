@@ -19,6 +19,7 @@ import (
 	"github.com/pushd/pushd/conn"
 	"github.com/pushd/pushd/conn/auth"
 	"github.com/pushd/pushd/conn/session"
+	"github.com/pushd/pushd/conn/sio"
 	"github.com/pushd/pushd/conn/ws"
 	"github.com/pushd/pushd/netpoll"
 	"github.com/pushd/pushd/topics"
@@ -72,7 +73,8 @@ func startNode(cfg *config, p *parts, log *slog.Logger) (n *node, err error) {
 		Loops:  cfg.Loops,
 		Routes: n.routes(adm, n.smet),
 		Conn:   cfg.Conn,
-		Tick:   conn.TickFor(cfg.Conn.HandshakeTimeout, cfg.Conn.CloseTimeout, cfg.WS.PingInterval, cfg.WS.PongTimeout),
+		Tick: conn.TickFor(cfg.Conn.HandshakeTimeout, cfg.Conn.CloseTimeout, cfg.WS.PingInterval, cfg.WS.PongTimeout,
+			cfg.SIO.PingInterval, cfg.SIO.PingTimeout),
 		Hub:    n.hub,
 		Logger: log,
 
@@ -116,12 +118,16 @@ func startNode(cfg *config, p *parts, log *slog.Logger) (n *node, err error) {
 			log.Error("api server", "err", err)
 		}
 	}()
-	log.Info("pushd serving", "version", versionString(), "ws", n.wsURL(), "api", n.apiURL())
+	served := []any{"version", versionString(), "ws", n.wsURL(), "api", n.apiURL()}
+	if cfg.SIOPath != "" {
+		served = append(served, "socketio", "http://"+n.srv.Addr()+cfg.SIOPath)
+	}
+	log.Info("pushd serving", served...)
 	return n, nil
 }
 
-// routes is the endpoint table: the v1 protocol at --ws-path, and the echo
-// endpoint at --echo-path when set.
+// routes is the endpoint table: the v1 protocol at --ws-path, Socket.IO at
+// --sio-path and the echo endpoint at --echo-path when set.
 func (n *node) routes(adm *auth.Admitter, smet *session.Metrics) []conn.Route {
 	cfg := n.cfg
 	scfg := cfg.Session
@@ -142,10 +148,35 @@ func (n *node) routes(adm *auth.Admitter, smet *session.Metrics) []conn.Route {
 		return id, proto, herr
 	}
 	routes := []conn.Route{ws.V1Route(cfg.WSPath, cfg.WS, admit, scfg, smet)}
+	if cfg.SIOPath != "" {
+		routes = append(routes, sio.Route(cfg.SIOPath, cfg.SIO, sioAdmission(adm), scfg, smet))
+	}
 	if cfg.EchoPath != "" {
 		routes = append(routes, ws.EchoRoute(cfg.EchoPath, cfg.WS))
 	}
 	return routes
+}
+
+// sioAdmission checks Socket.IO clients with adm: the Origin and any token
+// of the opening request, then the token of the CONNECT. No typed nil
+// reaches the session.Identity interface.
+func sioAdmission(adm *auth.Admitter) sio.Admission {
+	return sio.Admission{
+		Request: func(req *codec.Request) (session.Identity, *codec.HandshakeError) {
+			id, herr := adm.AdmitRequest(req)
+			if id == nil {
+				return nil, herr
+			}
+			return id, herr
+		},
+		Token: func(token string) (session.Identity, error) {
+			id, err := adm.VerifyToken(token)
+			if id == nil {
+				return nil, err
+			}
+			return id, err
+		},
+	}
 }
 
 // connectNATS starts the embedded NATS server when no external one is
