@@ -1,7 +1,9 @@
 // Package natsbroker is the core-NATS implementation of broker.Broker: one
 // NATS subscription per topic with local interest, so the NATS cluster
 // routes each message only to the nodes that want it, and a few worker
-// goroutines that hand the messages to the topic registry.
+// goroutines that hand the messages to the topic registry. It also
+// implements broker.Mailboxes (mailbox.go): point-to-point requests to a
+// named mailbox on whichever node opened it, with NATS request/reply.
 //
 // Core NATS delivers at most once: messages published while the node is
 // disconnected, or dropped because a worker fell behind, are lost (and
@@ -13,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -61,6 +64,8 @@ type Broker struct {
 	closeOnce sync.Once
 	closed    atomic.Bool
 	subs      atomic.Int64 // NATS subscriptions made and not yet unsubscribed
+
+	mail *mailboxes // broker.Mailboxes (mailbox.go)
 }
 
 // partition is one worker, its channel and the subscriptions that feed it.
@@ -101,6 +106,9 @@ func New(nc *nats.Conn, cfg Config) (*Broker, error) {
 	if err := codec.ValidTopic(cfg.Prefix); err != nil {
 		return nil, fmt.Errorf("natsbroker: prefix: %w", err)
 	}
+	if strings.HasPrefix(cfg.Prefix+".", MailboxSubjectRoot+".") {
+		return nil, fmt.Errorf("natsbroker: prefix %q: %s is reserved for mailboxes", cfg.Prefix, MailboxSubjectRoot)
+	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = DefaultWorkers
 	}
@@ -123,6 +131,7 @@ func New(nc *nats.Conn, cfg Config) (*Broker, error) {
 			sinks: make(map[*nats.Subscription]broker.Sink),
 		}
 	}
+	b.mail = newMailboxes(b, cfg.Prefix, cfg.Workers)
 	b.wg.Add(len(b.parts))
 	for _, p := range b.parts {
 		go b.work(p)
@@ -283,6 +292,7 @@ func (b *Broker) Close() {
 			}
 			p.mu.Unlock()
 		}
+		b.mail.close()
 		close(b.done)
 		b.wg.Wait()
 	})
