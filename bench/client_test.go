@@ -24,7 +24,9 @@ import (
 // BENCH_N WebSocket connections to BENCH_URL_PATH on BENCH_ADDR, spreading
 // source addresses over 127.0.0.2 and up, answers pings, counts text
 // frames, and reports "ready" and then "recv <n>" lines on stdout. It exits
-// when stdin closes.
+// when stdin closes. With BENCH_SIO_TOPIC set it speaks Socket.IO instead:
+// it joins the main namespace, subscribes to BENCH_SIO_TOPIC (%d replaced
+// as in the path), and answers Engine.IO pings.
 
 const clientsPerSourceIP = 10000
 
@@ -40,6 +42,7 @@ func clientMain() int {
 	n, _ := strconv.Atoi(os.Getenv("BENCH_N"))
 	path := os.Getenv("BENCH_PATH") // may contain %d, replaced by i % BENCH_TOPICS
 	topics, _ := strconv.Atoi(os.Getenv("BENCH_TOPICS"))
+	sioTopic := os.Getenv("BENCH_SIO_TOPIC")
 	var recv, failed atomic.Int64
 	var dials sync.WaitGroup
 	sem := make(chan struct{}, 32) // dials in flight
@@ -52,6 +55,9 @@ func clientMain() int {
 				p = fmt.Sprintf(p, i%topics)
 			}
 			c, err := dialWS(addr, p, sourceIP(i))
+			if err == nil && sioTopic != "" {
+				err = sioJoin(c, fmt.Sprintf(sioTopic, i%topics))
+			}
 			<-sem
 			dials.Done()
 			if err != nil {
@@ -60,7 +66,7 @@ func clientMain() int {
 				}
 				return
 			}
-			readFrames(c, &recv)
+			readFrames(c, &recv, sioTopic != "")
 		}(i)
 	}
 	dials.Wait()
@@ -121,9 +127,23 @@ func dialWS(addr, path string, src net.IP) (net.Conn, error) {
 	return c, nil
 }
 
+// maskedText returns a client text frame with payload p (≤ 125 bytes) and
+// the all-zero masking key, which leaves the payload as it is.
+func maskedText(p string) []byte {
+	return append([]byte{0x81, 0x80 | byte(len(p)), 0, 0, 0, 0}, p...)
+}
+
+// sioJoin joins the Socket.IO main namespace and subscribes to topic; the
+// answers are read (and not counted) by readFrames.
+func sioJoin(c net.Conn, topic string) error {
+	_, err := c.Write(append(maskedText("40"), maskedText(`42["subscribe",["`+topic+`"]]`)...))
+	return err
+}
+
 // readFrames reads server frames until EOF, counting text frames and
-// answering pings with masked pongs.
-func readFrames(c net.Conn, recv *atomic.Int64) {
+// answering pings with masked pongs; with sio, it answers Engine.IO pings
+// ("2") with "3" and counts only message events.
+func readFrames(c net.Conn, recv *atomic.Int64, sio bool) {
 	defer c.Close()
 	r := bufio.NewReaderSize(c, 512)
 	var hdr [8]byte
@@ -157,12 +177,29 @@ func readFrames(c net.Conn, recv *atomic.Int64) {
 			}
 			continue
 		}
+		if sio && op == 0x1 && n <= 128 {
+			payload = payload[:n]
+			if _, err := io.ReadFull(r, payload); err != nil {
+				return
+			}
+			switch {
+			case string(payload) == "2":
+				if _, err := c.Write(maskedText("3")); err != nil {
+					return
+				}
+			case bytes.HasPrefix(payload, []byte(`42["message"`)):
+				recv.Add(1)
+			}
+			continue
+		}
 		if _, err := r.Discard(int(n)); err != nil {
 			return
 		}
 		switch op {
 		case 0x1:
-			recv.Add(1)
+			if !sio || n > 128 {
+				recv.Add(1)
+			}
 		case 0x8:
 			return
 		}
@@ -179,11 +216,12 @@ type clientProc struct {
 
 // startClients starts a client process with n connections and waits until
 // all have connected.
-func startClients(tb testing.TB, addr, path string, n, topics int) *clientProc {
+func startClients(tb testing.TB, addr, path string, n, topics int, env ...string) *clientProc {
 	tb.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "BENCH_CLIENT=1", "BENCH_ADDR="+addr, "BENCH_PATH="+path,
 		"BENCH_N="+strconv.Itoa(n), "BENCH_TOPICS="+strconv.Itoa(topics))
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stderr = os.Stderr
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()

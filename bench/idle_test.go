@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pushd/pushd/conn"
+	"github.com/pushd/pushd/conn/sio"
 	"github.com/pushd/pushd/conn/ws"
 	"github.com/pushd/pushd/loadtest/procstat"
 )
@@ -24,6 +25,21 @@ import (
 // its baseline is measured after startup, before the clients connect.
 // b.N is ignored: the measurement is one run.
 func BenchmarkIdleMemory(b *testing.B) {
+	idleMemory(b, "/ws?topics=idle.%d")
+}
+
+// BenchmarkIdleMemorySocketIO is BenchmarkIdleMemory for Socket.IO clients
+// over WebSocket: each joins the main namespace, subscribes with a
+// subscribe event and answers Engine.IO's pings. Run it in a process of its
+// own (-bench 'IdleMemorySocketIO$') for a clean RSS figure: memory an
+// earlier benchmark freed is reused without growing the RSS.
+func BenchmarkIdleMemorySocketIO(b *testing.B) {
+	idleMemory(b, sio.DefaultPath+"?EIO=4&transport=websocket", "BENCH_SIO_TOPIC=idle.%d")
+}
+
+// idleMemory runs the idle-memory measurement with clients dialing path
+// and extra client environment env.
+func idleMemory(b *testing.B, path string, env ...string) {
 	n := 19000
 	if v, err := strconv.Atoi(os.Getenv("BENCH_IDLE_CONNS")); err == nil && v > 0 {
 		n = v
@@ -33,7 +49,7 @@ func BenchmarkIdleMemory(b *testing.B) {
 	runtime.GC()
 	debug.FreeOSMemory()
 	rss0, heap0 := procstat.SelfRSS(), liveHeap()
-	cl := startClients(b, nd.srv.Addr(), "/ws?topics=idle.%d", n, 100)
+	cl := startClients(b, nd.srv.Addr(), path, n, 100, env...)
 	waitFor(b, "subscriptions", time.Minute, func() bool { return nd.hub.Stats().Subscriptions == int64(n) })
 	pings0 := nd.srv.Metrics().PingsSent.Load()
 	time.Sleep(2*ping + ping/2) // every connection pinged and answered at least once
