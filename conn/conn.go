@@ -249,7 +249,7 @@ func (c *Conn) Write(p []byte) bool {
 	if _, err := c.tr.Write(p); err != nil || c.state == StateClosed {
 		return false
 	}
-	return c.checkOutbound()
+	return c.checkOutbound(len(p))
 }
 
 // Writev writes bs with one writev(2) (through the loop's allocation-free
@@ -259,10 +259,14 @@ func (c *Conn) Writev(bs [][]byte) bool {
 	if !c.Writable() {
 		return false
 	}
+	n := 0
+	for _, b := range bs {
+		n += len(b)
+	}
 	if _, err := c.l.writev(c.tr, bs); err != nil || c.state == StateClosed {
 		return false
 	}
-	return c.checkOutbound()
+	return c.checkOutbound(n)
 }
 
 // WriteFinal writes p whatever the state, short of closed, without the
@@ -286,21 +290,45 @@ func (c *Conn) Scratch() []byte { return c.l.scratch[:0] }
 // SetScratch hands back the buffer Scratch returned. Loop goroutine only.
 func (c *Conn) SetScratch(b []byte) { c.l.scratch = b[:0] }
 
-// checkOutbound is the slow-consumer policy, in one place: when the bytes a
-// connection has not taken exceed MaxOutbound, the connection is counted as
-// a slow consumer and its Proto stops it taking pushes (WebSocket: close
-// 4000 "slow consumer, reconnect", queued behind the backlog, which the
-// close timeout then bounds). It reports whether the connection is still
-// usable.
-func (c *Conn) checkOutbound() bool {
-	if c.tr.OutboundBuffered() <= c.l.cfg.MaxOutbound {
+// checkOutbound is the slow-consumer policy, in one place, applied after
+// every write of wrote bytes. A client that reads is not slow because one
+// message is large; a client whose backlog stays above the cap without
+// draining is:
+//
+//   - while the unsent backlog is at most MaxOutbound, all is well;
+//   - above it, the connection is behind: it keeps taking pushes, and the
+//     loop watches it (sweepBehind, every tick). If the backlog does not
+//     fall below its lowest level so far within SlowConsumerTimeout, the
+//     client is not keeping up;
+//   - a backlog over HardOutboundFactor × MaxOutbound before this write
+//     (so a single large message to an empty buffer never counts) means
+//     the same at once, which bounds the memory one client can hold.
+//
+// A slow consumer is counted and its Proto stops it taking pushes
+// (WebSocket: close 4000 "slow consumer, reconnect", queued behind the
+// backlog, which the close timeout then bounds). checkOutbound reports
+// whether the connection is still usable.
+func (c *Conn) checkOutbound(wrote int) bool {
+	b := c.tr.OutboundBuffered()
+	if b <= c.l.cfg.MaxOutbound {
 		return true
 	}
-	if c.state == StateOpen {
-		c.l.metrics.SlowConsumers.Add(1)
-		c.proto.SlowConsumer(c)
+	if c.state != StateOpen {
+		return false
 	}
-	return false
+	if b-wrote > HardOutboundFactor*c.l.cfg.MaxOutbound {
+		c.slowConsumer()
+		return false
+	}
+	c.l.behind(c, b)
+	return true
+}
+
+// slowConsumer closes c as a slow consumer.
+func (c *Conn) slowConsumer() {
+	delete(c.l.lagging, c)
+	c.l.metrics.SlowConsumers.Add(1)
+	c.proto.SlowConsumer(c)
 }
 
 // Send writes one complete application message through the connection's
@@ -378,6 +406,7 @@ func (c *Conn) Closed() {
 	accepted := c.proto != nil
 	c.state = StateClosed
 	c.l.wheel.Stop(&c.timer)
+	delete(c.l.lagging, c)
 	if accepted {
 		c.proto.Closed(c)
 	}

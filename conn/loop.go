@@ -35,6 +35,7 @@ type Loop struct {
 	start      time.Time
 	clock      func() time.Time
 	closeTicks uint64
+	slowTicks  uint64
 	hsTicks    uint64
 	metrics    *Metrics
 	shard      *topics.Shard
@@ -51,6 +52,17 @@ type Loop struct {
 	out     []outNode // queued pushes, linked per connection; out[0] is unused
 	dirty   []*Conn   // connections with queued pushes
 	iov     [][]byte  // writev scratch
+	// lagging holds the connections whose backlog is over MaxOutbound:
+	// their lowest backlog so far and the tick it was reached. Usually
+	// empty; an idle connection costs nothing here.
+	lagging map[*Conn]lag
+}
+
+// lag is a lagging connection's progress: the lowest backlog seen since it
+// went over the cap, and the tick of the last progress.
+type lag struct {
+	low   int
+	since uint64
 }
 
 type outNode struct {
@@ -89,9 +101,11 @@ func NewLoop(cfg LoopConfig, shard *topics.Shard) *Loop {
 		iov:       make([][]byte, 0, maxIovec),
 		writev:    cfg.Writev,
 		perWritev: metric.NewHistogram(PushesPerWritevBounds),
+		lagging:   make(map[*Conn]lag),
 	}
 	cfg.Metrics.addLoop(l.perWritev)
 	l.closeTicks = l.Ticks(c.CloseTimeout)
+	l.slowTicks = l.Ticks(c.SlowConsumerTimeout)
 	l.hsTicks = l.Ticks(c.HandshakeTimeout)
 	if l.clock == nil {
 		l.clock = time.Now
@@ -184,6 +198,33 @@ func (l *Loop) CloseTicks() uint64 { return l.closeTicks }
 func (l *Loop) Advance(now time.Time) {
 	l.cur = l.tickOf(now)
 	l.wheel.Advance(l.cur)
+	l.sweepLagging()
+}
+
+// behind records that c's backlog b is over the cap, as progress if it is
+// the lowest since c went over (or the first time).
+func (l *Loop) behind(c *Conn, b int) {
+	if g, ok := l.lagging[c]; !ok || b < g.low {
+		l.lagging[c] = lag{low: b, since: l.cur}
+	}
+}
+
+// sweepLagging applies the slow-consumer policy's timeout to the lagging
+// connections: one whose backlog is back under the cap is forgiven; one
+// whose backlog has not fallen below its lowest level for
+// SlowConsumerTimeout is closed as a slow consumer.
+func (l *Loop) sweepLagging() {
+	for c, g := range l.lagging {
+		b := c.tr.OutboundBuffered()
+		switch {
+		case c.state != StateOpen || b <= l.cfg.MaxOutbound:
+			delete(l.lagging, c)
+		case b < g.low:
+			l.lagging[c] = lag{low: b, since: l.cur}
+		case l.cur-g.since >= l.slowTicks:
+			c.slowConsumer()
+		}
+	}
 }
 
 // CloseAll closes every open connection with code and reason through its
@@ -225,8 +266,10 @@ func (l *Loop) Flush() {
 			continue // closed by an earlier write in this flush
 		}
 		iov := l.iov[:0]
+		wrote := 0
 		for j := head; j != 0; j = l.out[j].next {
 			iov = append(iov, l.out[j].b)
+			wrote += len(l.out[j].b)
 			frames++
 			if len(iov) == maxIovec || l.out[j].next == 0 {
 				calls++
@@ -234,9 +277,10 @@ func (l *Loop) Flush() {
 				_, err := l.writev(c.tr, iov)
 				clear(iov)
 				iov = iov[:0]
-				if err != nil || c.state == StateClosed || !c.checkOutbound() {
+				if err != nil || c.state == StateClosed || !c.checkOutbound(wrote) {
 					break
 				}
+				wrote = 0
 			}
 		}
 	}

@@ -90,7 +90,7 @@ func Start(cfg Config) (*Server, error) {
 	}
 	cfg.Conn = cfg.Conn.WithDefaults()
 	if cfg.Tick <= 0 {
-		cfg.Tick = conn.TickFor(cfg.Conn.HandshakeTimeout, cfg.Conn.CloseTimeout)
+		cfg.Tick = conn.TickFor(cfg.Conn.HandshakeTimeout, cfg.Conn.CloseTimeout, cfg.Conn.SlowConsumerTimeout)
 	}
 	seen := make(map[string]bool, len(cfg.Routes))
 	for _, r := range cfg.Routes {

@@ -72,7 +72,8 @@ func startNode(cfg *config, p *parts, log *slog.Logger) (n *node, err error) {
 		Loops:  cfg.Loops,
 		Routes: n.routes(adm, n.smet),
 		Conn:   cfg.Conn,
-		Tick:   conn.TickFor(cfg.Conn.HandshakeTimeout, cfg.Conn.CloseTimeout, cfg.WS.PingInterval, cfg.WS.PongTimeout),
+		Tick: conn.TickFor(cfg.Conn.HandshakeTimeout, cfg.Conn.CloseTimeout, cfg.Conn.SlowConsumerTimeout,
+			cfg.WS.PingInterval, cfg.WS.PongTimeout),
 		Hub:    n.hub,
 		Logger: log,
 
