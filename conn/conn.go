@@ -67,11 +67,11 @@ type Conn struct {
 	tr Transport
 
 	// Owned by the loop goroutine.
-	proto  Proto          // nil until an endpoint accepted the request head
-	format *topics.Format // push encoding; nil: the connection takes no pushes
+	proto  Proto // nil until an endpoint accepted the request head
 	timer  wheel.Node[Conn]
 	state  State
 	flags  uint8
+	format uint8 // push encoding (topics.Format.ID); 0: the connection takes no pushes
 	idx    int32 // position in l.conns
 	qhead  int32 // first queued push in l.out (1-based; 0 = none)
 	qtail  int32
@@ -127,7 +127,12 @@ func (c *Conn) Proto() Proto { return c.proto }
 
 // SetFormat sets the wire format of the pushes this connection takes; nil
 // stops it taking any. Loop goroutine only.
-func (c *Conn) SetFormat(f *topics.Format) { c.format = f }
+func (c *Conn) SetFormat(f *topics.Format) {
+	c.format = 0
+	if f != nil {
+		c.format = f.ID()
+	}
+}
 
 // Feed processes bytes received from the peer, starting with the first byte
 // not yet consumed. It returns how many bytes it consumed; the caller keeps
@@ -359,11 +364,11 @@ func (c *Conn) Open() bool { return c.state == StateOpen && c.flags&flagCloseReq
 // Deliver queues a push for the next Flush, in the connection's format. It
 // implements topics.Subscriber. Loop goroutine only.
 func (c *Conn) Deliver(m *topics.Message) {
-	if !c.Open() || c.format == nil {
+	if !c.Open() || c.format == 0 {
 		c.l.metrics.DroppedClosing.Add(1)
 		return
 	}
-	c.l.queue(c, m.Bytes(c.format))
+	c.l.queue(c, m.BytesOf(c.format))
 }
 
 // Push queues p, which must stay valid until the loop's next Flush, for

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/pushd/pushd/codec"
 )
@@ -332,4 +333,15 @@ func TestSlowConsumerByProgress(t *testing.T) {
 			t.Fatalf("a write behind %d buffered bytes was taken (slow %d)", tr.outbound-10, p.slow)
 		}
 	})
+}
+
+// Every idle connection holds a Conn, so its size is memory per connection
+// (the 80-byte size class; docs/benchmarks.md has the measured total). A
+// new field that pushes it into the next class costs 16 B on every idle
+// connection: move such state into the Proto or a map of the few
+// connections that need it (as lagging does).
+func TestConnSize(t *testing.T) {
+	if got := unsafe.Sizeof(Conn{}); got > 80 {
+		t.Fatalf("conn.Conn is %d bytes, over its 80-byte size class", got)
+	}
 }

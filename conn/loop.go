@@ -2,6 +2,7 @@ package conn
 
 import (
 	"time"
+	"unsafe"
 
 	"github.com/pushd/pushd/codec"
 	"github.com/pushd/pushd/conn/wheel"
@@ -114,7 +115,7 @@ func NewLoop(cfg LoopConfig, shard *topics.Shard) *Loop {
 	if l.writev == nil {
 		l.writev = func(tr Transport, bs [][]byte) (int, error) { return tr.Writev(bs) }
 	}
-	l.wheel = wheel.New(256, func(c *Conn) { c.onTimer() })
+	l.wheel = wheel.New(256, connOfTimer, func(c *Conn) { c.onTimer() })
 	for _, r := range cfg.Routes {
 		l.endpoints[r.Path] = r.New(l)
 	}
@@ -152,11 +153,17 @@ func (l *Loop) Now() uint64 { return l.cur }
 // deadline. Loop goroutine only.
 func (l *Loop) Open(tr Transport) *Conn {
 	c := &Conn{l: l, tr: tr, idx: int32(len(l.conns))}
-	c.timer.Init(c)
 	l.conns = append(l.conns, c)
 	l.arm(c, l.hsTicks)
 	l.metrics.Accepted.Add(1)
 	return c
+}
+
+// connOfTimer finds the connection whose timer n is. The node is a field
+// of Conn, so its address minus the field's offset is the connection's;
+// keeping no back pointer in the node saves a word per connection.
+func connOfTimer(n *wheel.Node[Conn]) *Conn {
+	return (*Conn)(unsafe.Pointer(uintptr(unsafe.Pointer(n)) - unsafe.Offsetof(Conn{}.timer)))
 }
 
 func (l *Loop) remove(c *Conn) {
