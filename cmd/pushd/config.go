@@ -102,7 +102,7 @@ func registerFlags(fs *flag.FlagSet) (*config, *flagExtras) {
 	fs.StringVar(&c.NATS, "nats", "", "NATS server URLs, comma-separated; empty starts an embedded server")
 	fs.StringVar(&c.NATSListen, "nats-listen", "127.0.0.1:4222", "listen address of the embedded NATS server (\"off\": in-process only)")
 	fs.StringVar(&c.Prefix, "prefix", "pushd", "NATS subject prefix: topic a.b is subject <prefix>.a.b")
-	fs.IntVar(&c.Loops, "loops", 0, "event loops (0: one per CPU)")
+	fs.IntVar(&c.Loops, "loops", 0, "event loops (0: half the CPUs, at least one)")
 	fs.DurationVar(&c.DrainGrace, "drain-grace", 10*time.Second, "how long SIGTERM waits for clients to close before exiting")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
