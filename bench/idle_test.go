@@ -4,6 +4,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"testing"
 	"time"
@@ -58,6 +59,10 @@ func BenchmarkIdleMemory(b *testing.B) {
 	b.ReportMetric(float64(rss1-rss0)/float64(n), "rss-B/conn")
 	b.ReportMetric(float64(heap1-heap0)/float64(n), "heap-B/conn")
 	b.ReportMetric(float64(n), "conns")
+	if path := os.Getenv("BENCH_HEAP_PROFILE"); path != "" {
+		// While every connection is still open: where the idle bytes are.
+		writeHeapProfile(b, path)
+	}
 	cl.stop()
 }
 
@@ -65,4 +70,17 @@ func liveHeap() int64 {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return int64(ms.HeapAlloc)
+}
+
+// writeHeapProfile writes the live heap to path. Set runtime.MemProfileRate
+// low (the test binary's -test.memprofilerate) to see small objects.
+func writeHeapProfile(b *testing.B, path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		b.Fatal(err)
+	}
 }

@@ -476,10 +476,10 @@ func TestOneCloseFrameOnly(t *testing.T) {
 }
 
 // The v1 endpoint's per-connection struct (WebSocket state and session in
-// one allocation) stays in the 96-byte size class: it is memory on every
+// one allocation) stays in the 80-byte size class: it is memory on every
 // idle connection (see conn.TestConnSize).
 func TestV1ConnSize(t *testing.T) {
-	if got := unsafe.Sizeof(v1Conn{}); got > 96 {
-		t.Fatalf("v1Conn is %d bytes, over its 96-byte size class", got)
+	if got := unsafe.Sizeof(v1Conn{}); got > 80 {
+		t.Fatalf("v1Conn is %d bytes, over its 80-byte size class", got)
 	}
 }
