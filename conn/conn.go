@@ -143,6 +143,7 @@ func (c *Conn) SetFormat(f *topics.Format) {
 // A Proto may modify p in place (WebSocket unmasks frames in place), so p
 // must be writable and not used by the caller for anything else afterwards.
 func (c *Conn) Feed(p []byte) (n int, close bool) {
+	c.l.metrics.BytesFed.Add(int64(len(p)))
 	c.l.feeding = c
 	c.l.cur = c.l.tickOf(c.l.clock())
 	defer func() { c.l.feeding = nil }()

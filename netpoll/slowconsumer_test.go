@@ -89,3 +89,36 @@ func TestLargeMessageToAReadingClient(t *testing.T) {
 		t.Fatalf("%d slow consumers, want only the stalled one", got)
 	}
 }
+
+// A large frame trickled in small pieces costs O(n) through the whole
+// engine: each received byte is handed to the state machine about once
+// (gnet's buffer never holds a partial payload that Peek would copy again
+// on every read), and the echo comes back intact.
+func TestTrickledFrameCostsLinear(t *testing.T) {
+	const size = 4 << 20
+	srv := startServer(t, netpoll.Config{Loops: 1, Conn: conn.Config{MaxOutbound: 2 * size}},
+		ws.Config{MaxFrameSize: size, MaxMessageSize: size})
+	c, err := dialRaw(srv.Addr(), echoPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	payload := bytes.Repeat([]byte{0xa5}, size)
+	frame := encodeFrames(c.rng, []clientFrame{binFrame(payload)})
+	before := srv.Metrics().BytesFed.Load()
+	for i := 0; i < len(frame); i += 64 {
+		if _, err := c.c.Write(frame[i:min(i+64, len(frame))]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := c.read(30 * time.Second)
+	if err != nil || f.op != opBinary || !bytes.Equal(f.payload, payload) {
+		t.Fatalf("echo: op %v, %d bytes, err %v", f.op, len(f.payload), err)
+	}
+	fed := srv.Metrics().BytesFed.Load() - before
+	if ratio := float64(fed) / float64(len(frame)); ratio > 1.01 {
+		t.Fatalf("%d bytes handed to the state machine for a %d-byte frame in 64-byte pieces: %.3f per byte, want about 1",
+			fed, len(frame), ratio)
+	}
+	t.Logf("%.4f bytes handed per byte received", float64(fed)/float64(len(frame)))
+}
