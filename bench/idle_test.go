@@ -4,6 +4,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"testing"
 	"time"
@@ -50,7 +51,16 @@ func idleMemory(b *testing.B, path string, env ...string) {
 	debug.FreeOSMemory()
 	rss0, heap0 := procstat.SelfRSS(), liveHeap()
 	cl := startClients(b, nd.srv.Addr(), path, n, 100, env...)
-	waitFor(b, "subscriptions", time.Minute, func() bool { return nd.hub.Stats().Subscriptions == int64(n) })
+	// Under heavy machine load a starved client process can miss a pong
+	// during the connect phase (the ping interval is short here) and be
+	// closed: say so rather than only timing out.
+	waitFor(b, "subscriptions", time.Minute, func() bool {
+		if m := nd.srv.Metrics(); m.HeartbeatTimeouts.Load() > 0 {
+			b.Fatalf("%d connections closed for a missing pong while connecting (machine overloaded?); %d subscribed",
+				m.HeartbeatTimeouts.Load(), nd.hub.Stats().Subscriptions)
+		}
+		return nd.hub.Stats().Subscriptions == int64(n)
+	})
 	pings0 := nd.srv.Metrics().PingsSent.Load()
 	time.Sleep(2*ping + ping/2) // every connection pinged and answered at least once
 	m := nd.srv.Metrics()
@@ -65,6 +75,10 @@ func idleMemory(b *testing.B, path string, env ...string) {
 	b.ReportMetric(float64(rss1-rss0)/float64(n), "rss-B/conn")
 	b.ReportMetric(float64(heap1-heap0)/float64(n), "heap-B/conn")
 	b.ReportMetric(float64(n), "conns")
+	if path := os.Getenv("BENCH_HEAP_PROFILE"); path != "" {
+		// While every connection is still open: where the idle bytes are.
+		writeHeapProfile(b, path)
+	}
 	cl.stop()
 }
 
@@ -72,4 +86,17 @@ func liveHeap() int64 {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return int64(ms.HeapAlloc)
+}
+
+// writeHeapProfile writes the live heap to path. Set runtime.MemProfileRate
+// low (the test binary's -test.memprofilerate) to see small objects.
+func writeHeapProfile(b *testing.B, path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		b.Fatal(err)
+	}
 }

@@ -17,11 +17,23 @@ type Config struct {
 	// (a WebSocket close frame) it drops the TCP connection if the peer has
 	// not answered by then. Default 5s.
 	CloseTimeout time.Duration
-	// MaxOutbound caps the bytes queued for one connection that the kernel
-	// has not taken yet. Past it the connection is a slow consumer, and its
-	// protocol closes it (WebSocket: 4000). Default 1 MiB.
+	// MaxOutbound is the backlog (bytes queued for one connection that the
+	// kernel has not taken yet) a connection may keep while it is not
+	// draining. Above it, the backlog must fall below its lowest level
+	// within SlowConsumerTimeout; otherwise, or at once if it passes
+	// HardOutboundFactor × MaxOutbound, the connection is a slow consumer
+	// and its protocol closes it (WebSocket: 4000). Default 1 MiB.
 	MaxOutbound int
+	// SlowConsumerTimeout is how long a connection over MaxOutbound may go
+	// without draining before it is closed as a slow consumer. Default 5s.
+	SlowConsumerTimeout time.Duration
 }
+
+// HardOutboundFactor times MaxOutbound is the backlog past which a
+// connection is closed as a slow consumer at once, before a write: it
+// bounds what one client can hold, while a single message larger than
+// MaxOutbound written to an empty buffer still goes out.
+const HardOutboundFactor = 4
 
 // WithDefaults returns c with every zero field set to its default. Pure.
 func (c Config) WithDefaults() Config {
@@ -30,6 +42,7 @@ func (c Config) WithDefaults() Config {
 	def(&c.MaxHeaders, 64)
 	def(&c.CloseTimeout, 5*time.Second)
 	def(&c.MaxOutbound, 1<<20)
+	def(&c.SlowConsumerTimeout, 5*time.Second)
 	return c
 }
 

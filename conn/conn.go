@@ -67,11 +67,11 @@ type Conn struct {
 	tr Transport
 
 	// Owned by the loop goroutine.
-	proto  Proto          // nil until an endpoint accepted the request head
-	format *topics.Format // push encoding; nil: the connection takes no pushes
+	proto  Proto // nil until an endpoint accepted the request head
 	timer  wheel.Node[Conn]
 	state  State
 	flags  uint8
+	format uint8 // push encoding (topics.Format.ID); 0: the connection takes no pushes
 	idx    int32 // position in l.conns
 	qhead  int32 // first queued push in l.out (1-based; 0 = none)
 	qtail  int32
@@ -127,7 +127,12 @@ func (c *Conn) Proto() Proto { return c.proto }
 
 // SetFormat sets the wire format of the pushes this connection takes; nil
 // stops it taking any. Loop goroutine only.
-func (c *Conn) SetFormat(f *topics.Format) { c.format = f }
+func (c *Conn) SetFormat(f *topics.Format) {
+	c.format = 0
+	if f != nil {
+		c.format = f.ID()
+	}
+}
 
 // Feed processes bytes received from the peer, starting with the first byte
 // not yet consumed. It returns how many bytes it consumed; the caller keeps
@@ -138,6 +143,7 @@ func (c *Conn) SetFormat(f *topics.Format) { c.format = f }
 // A Proto may modify p in place (WebSocket unmasks frames in place), so p
 // must be writable and not used by the caller for anything else afterwards.
 func (c *Conn) Feed(p []byte) (n int, close bool) {
+	c.l.metrics.BytesFed.Add(int64(len(p)))
 	c.l.feeding = c
 	c.l.cur = c.l.tickOf(c.l.clock())
 	defer func() { c.l.feeding = nil }()
@@ -249,7 +255,7 @@ func (c *Conn) Write(p []byte) bool {
 	if _, err := c.tr.Write(p); err != nil || c.state == StateClosed {
 		return false
 	}
-	return c.checkOutbound()
+	return c.checkOutbound(len(p))
 }
 
 // Writev writes bs with one writev(2) (through the loop's allocation-free
@@ -259,10 +265,14 @@ func (c *Conn) Writev(bs [][]byte) bool {
 	if !c.Writable() {
 		return false
 	}
+	n := 0
+	for _, b := range bs {
+		n += len(b)
+	}
 	if _, err := c.l.writev(c.tr, bs); err != nil || c.state == StateClosed {
 		return false
 	}
-	return c.checkOutbound()
+	return c.checkOutbound(n)
 }
 
 // WriteFinal writes p whatever the state, short of closed, without the
@@ -286,21 +296,45 @@ func (c *Conn) Scratch() []byte { return c.l.scratch[:0] }
 // SetScratch hands back the buffer Scratch returned. Loop goroutine only.
 func (c *Conn) SetScratch(b []byte) { c.l.scratch = b[:0] }
 
-// checkOutbound is the slow-consumer policy, in one place: when the bytes a
-// connection has not taken exceed MaxOutbound, the connection is counted as
-// a slow consumer and its Proto stops it taking pushes (WebSocket: close
-// 4000 "slow consumer, reconnect", queued behind the backlog, which the
-// close timeout then bounds). It reports whether the connection is still
-// usable.
-func (c *Conn) checkOutbound() bool {
-	if c.tr.OutboundBuffered() <= c.l.cfg.MaxOutbound {
+// checkOutbound is the slow-consumer policy, in one place, applied after
+// every write of wrote bytes. A client that reads is not slow because one
+// message is large; a client whose backlog stays above the cap without
+// draining is:
+//
+//   - while the unsent backlog is at most MaxOutbound, all is well;
+//   - above it, the connection is behind: it keeps taking pushes, and the
+//     loop watches it (sweepBehind, every tick). If the backlog does not
+//     fall below its lowest level so far within SlowConsumerTimeout, the
+//     client is not keeping up;
+//   - a backlog over HardOutboundFactor × MaxOutbound before this write
+//     (so a single large message to an empty buffer never counts) means
+//     the same at once, which bounds the memory one client can hold.
+//
+// A slow consumer is counted and its Proto stops it taking pushes
+// (WebSocket: close 4000 "slow consumer, reconnect", queued behind the
+// backlog, which the close timeout then bounds). checkOutbound reports
+// whether the connection is still usable.
+func (c *Conn) checkOutbound(wrote int) bool {
+	b := c.tr.OutboundBuffered()
+	if b <= c.l.cfg.MaxOutbound {
 		return true
 	}
-	if c.state == StateOpen {
-		c.l.metrics.SlowConsumers.Add(1)
-		c.proto.SlowConsumer(c)
+	if c.state != StateOpen {
+		return false
 	}
-	return false
+	if b-wrote > HardOutboundFactor*c.l.cfg.MaxOutbound {
+		c.slowConsumer()
+		return false
+	}
+	c.l.behind(c, b)
+	return true
+}
+
+// slowConsumer closes c as a slow consumer.
+func (c *Conn) slowConsumer() {
+	delete(c.l.lagging, c)
+	c.l.metrics.SlowConsumers.Add(1)
+	c.proto.SlowConsumer(c)
 }
 
 // Send writes one complete application message through the connection's
@@ -331,11 +365,11 @@ func (c *Conn) Open() bool { return c.state == StateOpen && c.flags&flagCloseReq
 // Deliver queues a push for the next Flush, in the connection's format. It
 // implements topics.Subscriber. Loop goroutine only.
 func (c *Conn) Deliver(m *topics.Message) {
-	if !c.Open() || c.format == nil {
+	if !c.Open() || c.format == 0 {
 		c.l.metrics.DroppedClosing.Add(1)
 		return
 	}
-	c.l.queue(c, m.Bytes(c.format))
+	c.l.queue(c, m.BytesOf(c.format))
 }
 
 // Push queues p, which must stay valid until the loop's next Flush, for
@@ -378,6 +412,7 @@ func (c *Conn) Closed() {
 	accepted := c.proto != nil
 	c.state = StateClosed
 	c.l.wheel.Stop(&c.timer)
+	delete(c.l.lagging, c)
 	if accepted {
 		c.proto.Closed(c)
 	}

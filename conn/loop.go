@@ -2,6 +2,7 @@ package conn
 
 import (
 	"time"
+	"unsafe"
 
 	"github.com/pushd/pushd/codec"
 	"github.com/pushd/pushd/conn/wheel"
@@ -35,6 +36,7 @@ type Loop struct {
 	start      time.Time
 	clock      func() time.Time
 	closeTicks uint64
+	slowTicks  uint64
 	hsTicks    uint64
 	metrics    *Metrics
 	shard      *topics.Shard
@@ -51,6 +53,17 @@ type Loop struct {
 	out     []outNode // queued pushes, linked per connection; out[0] is unused
 	dirty   []*Conn   // connections with queued pushes
 	iov     [][]byte  // writev scratch
+	// lagging holds the connections whose backlog is over MaxOutbound:
+	// their lowest backlog so far and the tick it was reached. Usually
+	// empty; an idle connection costs nothing here.
+	lagging map[*Conn]lag
+}
+
+// lag is a lagging connection's progress: the lowest backlog seen since it
+// went over the cap, and the tick of the last progress.
+type lag struct {
+	low   int
+	since uint64
 }
 
 type outNode struct {
@@ -89,9 +102,11 @@ func NewLoop(cfg LoopConfig, shard *topics.Shard) *Loop {
 		iov:       make([][]byte, 0, maxIovec),
 		writev:    cfg.Writev,
 		perWritev: metric.NewHistogram(PushesPerWritevBounds),
+		lagging:   make(map[*Conn]lag),
 	}
 	cfg.Metrics.addLoop(l.perWritev)
 	l.closeTicks = l.Ticks(c.CloseTimeout)
+	l.slowTicks = l.Ticks(c.SlowConsumerTimeout)
 	l.hsTicks = l.Ticks(c.HandshakeTimeout)
 	if l.clock == nil {
 		l.clock = time.Now
@@ -100,7 +115,7 @@ func NewLoop(cfg LoopConfig, shard *topics.Shard) *Loop {
 	if l.writev == nil {
 		l.writev = func(tr Transport, bs [][]byte) (int, error) { return tr.Writev(bs) }
 	}
-	l.wheel = wheel.New(256, func(c *Conn) { c.onTimer() })
+	l.wheel = wheel.New(256, connOfTimer, func(c *Conn) { c.onTimer() })
 	for _, r := range cfg.Routes {
 		l.endpoints[r.Path] = r.New(l)
 	}
@@ -138,11 +153,17 @@ func (l *Loop) Now() uint64 { return l.cur }
 // deadline. Loop goroutine only.
 func (l *Loop) Open(tr Transport) *Conn {
 	c := &Conn{l: l, tr: tr, idx: int32(len(l.conns))}
-	c.timer.Init(c)
 	l.conns = append(l.conns, c)
 	l.arm(c, l.hsTicks)
 	l.metrics.Accepted.Add(1)
 	return c
+}
+
+// connOfTimer finds the connection whose timer n is. The node is a field
+// of Conn, so its address minus the field's offset is the connection's;
+// keeping no back pointer in the node saves a word per connection.
+func connOfTimer(n *wheel.Node[Conn]) *Conn {
+	return (*Conn)(unsafe.Pointer(uintptr(unsafe.Pointer(n)) - unsafe.Offsetof(Conn{}.timer)))
 }
 
 func (l *Loop) remove(c *Conn) {
@@ -184,6 +205,33 @@ func (l *Loop) CloseTicks() uint64 { return l.closeTicks }
 func (l *Loop) Advance(now time.Time) {
 	l.cur = l.tickOf(now)
 	l.wheel.Advance(l.cur)
+	l.sweepLagging()
+}
+
+// behind records that c's backlog b is over the cap, as progress if it is
+// the lowest since c went over (or the first time).
+func (l *Loop) behind(c *Conn, b int) {
+	if g, ok := l.lagging[c]; !ok || b < g.low {
+		l.lagging[c] = lag{low: b, since: l.cur}
+	}
+}
+
+// sweepLagging applies the slow-consumer policy's timeout to the lagging
+// connections: one whose backlog is back under the cap is forgiven; one
+// whose backlog has not fallen below its lowest level for
+// SlowConsumerTimeout is closed as a slow consumer.
+func (l *Loop) sweepLagging() {
+	for c, g := range l.lagging {
+		b := c.tr.OutboundBuffered()
+		switch {
+		case c.state != StateOpen || b <= l.cfg.MaxOutbound:
+			delete(l.lagging, c)
+		case b < g.low:
+			l.lagging[c] = lag{low: b, since: l.cur}
+		case l.cur-g.since >= l.slowTicks:
+			c.slowConsumer()
+		}
+	}
 }
 
 // CloseAll closes every open connection with code and reason through its
@@ -225,8 +273,10 @@ func (l *Loop) Flush() {
 			continue // closed by an earlier write in this flush
 		}
 		iov := l.iov[:0]
+		wrote := 0
 		for j := head; j != 0; j = l.out[j].next {
 			iov = append(iov, l.out[j].b)
+			wrote += len(l.out[j].b)
 			frames++
 			if len(iov) == maxIovec || l.out[j].next == 0 {
 				calls++
@@ -234,9 +284,10 @@ func (l *Loop) Flush() {
 				_, err := l.writev(c.tr, iov)
 				clear(iov)
 				iov = iov[:0]
-				if err != nil || c.state == StateClosed || !c.checkOutbound() {
+				if err != nil || c.state == StateClosed || !c.checkOutbound(wrote) {
 					break
 				}
+				wrote = 0
 			}
 		}
 	}

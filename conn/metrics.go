@@ -31,6 +31,7 @@ type Metrics struct {
 	RejectedRate      atomic.Int64 // connections refused with 503: accept rate
 	FramesOut         atomic.Int64 // pushes handed to the kernel or gnet's outbound buffer
 	Writevs           atomic.Int64 // writev calls made to flush pushes
+	BytesFed          atomic.Int64 // bytes handed to the connections' Feed: every byte received once, plus any handed again while unconsumed
 
 	mu        sync.Mutex
 	perWritev []*metric.Histogram // one per loop, so loops never share a cache line

@@ -109,7 +109,7 @@ func registerFlags(fs *flag.FlagSet) (*config, *flagExtras) {
 	fs.StringVar(&c.NATS, "nats", "", "NATS server URLs, comma-separated; empty starts an embedded server")
 	fs.StringVar(&c.NATSListen, "nats-listen", "127.0.0.1:4222", "listen address of the embedded NATS server (\"off\": in-process only)")
 	fs.StringVar(&c.Prefix, "prefix", "pushd", "NATS subject prefix: topic a.b is subject <prefix>.a.b")
-	fs.IntVar(&c.Loops, "loops", 0, "event loops (0: one per CPU)")
+	fs.IntVar(&c.Loops, "loops", 0, "event loops (0: half the CPUs, at least one)")
 	fs.DurationVar(&c.DrainGrace, "drain-grace", 10*time.Second, "how long SIGTERM waits for clients to close before exiting")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
@@ -123,7 +123,8 @@ func registerFlags(fs *flag.FlagSet) (*config, *flagExtras) {
 	fs.DurationVar(&c.WS.PingInterval, "ping-interval", 25*time.Second, "idle time before the server pings")
 	fs.DurationVar(&c.WS.PongTimeout, "pong-timeout", 10*time.Second, "time to answer a ping before being closed")
 	fs.DurationVar(&c.Conn.CloseTimeout, "close-timeout", 5*time.Second, "time the peer has to answer a close frame")
-	fs.IntVar(&c.Conn.MaxOutbound, "max-outbound", 1<<20, "unsent bytes per connection before it is closed as a slow consumer (4000)")
+	fs.IntVar(&c.Conn.MaxOutbound, "max-outbound", 1<<20, "unsent bytes a connection may keep while not draining; past it, and past 4× at once, it is closed as a slow consumer (4000)")
+	fs.DurationVar(&c.Conn.SlowConsumerTimeout, "slow-consumer-timeout", 5*time.Second, "how long a connection over --max-outbound may go without draining before it is closed (4000)")
 	fs.Float64Var(&c.Session.CommandRate, "command-rate", 20, "commands per second per connection")
 	fs.IntVar(&c.Session.CommandBurst, "command-burst", 40, "command burst per connection")
 	fs.IntVar(&c.Session.MaxSubscriptions, "max-subscriptions", 1024, "topics per connection")
@@ -272,6 +273,7 @@ func (c *config) validate() error {
 		{"--max-frame", c.WS.MaxFrameSize > 0},
 		{"--max-message", c.WS.MaxMessageSize > 0},
 		{"--max-outbound", c.Conn.MaxOutbound > 0},
+		{"--slow-consumer-timeout", c.Conn.SlowConsumerTimeout > 0},
 		{"--gc-percent", c.GCPercent > 0},
 	}
 	for _, p := range positive {

@@ -73,8 +73,8 @@ func startNode(cfg *config, p *parts, log *slog.Logger) (n *node, err error) {
 		Loops:  cfg.Loops,
 		Routes: n.routes(adm, n.smet),
 		Conn:   cfg.Conn,
-		Tick: conn.TickFor(cfg.Conn.HandshakeTimeout, cfg.Conn.CloseTimeout, cfg.WS.PingInterval, cfg.WS.PongTimeout,
-			cfg.SIO.PingInterval, cfg.SIO.PingTimeout),
+		Tick: conn.TickFor(cfg.Conn.HandshakeTimeout, cfg.Conn.CloseTimeout, cfg.Conn.SlowConsumerTimeout,
+			cfg.WS.PingInterval, cfg.WS.PongTimeout, cfg.SIO.PingInterval, cfg.SIO.PingTimeout),
 		Hub:    n.hub,
 		Logger: log,
 

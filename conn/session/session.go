@@ -143,13 +143,22 @@ func (s *Session) init(e *Env, id Identity) (expires uint64) {
 	s.ident = id
 	s.tokens = float32(e.cfg.CommandBurst)
 	s.refill = uint32(e.clock.Now())
-	if id != nil {
-		if exp := id.Expiry(); !exp.IsZero() {
-			// The tick after the one exp falls in: never before exp.
-			expires = max(e.clock.TickOf(exp)+1, e.clock.Now()+1)
-		}
+	return s.ExpiryTick(e)
+}
+
+// ExpiryTick returns the tick at which the client's credentials expire: the
+// tick after the one the expiry falls in, so never before it; 0 for an
+// anonymous client or credentials that never expire. It is computed from
+// the identity each time, so a transport need not store it.
+func (s *Session) ExpiryTick(e *Env) uint64 {
+	if s.ident == nil {
+		return 0
 	}
-	return expires
+	exp := s.ident.Expiry()
+	if exp.IsZero() {
+		return 0
+	}
+	return max(e.clock.TickOf(exp)+1, 1)
 }
 
 // TopicsFromQuery returns the topics named in a URL query's topics

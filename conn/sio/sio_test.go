@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	gobwas "github.com/gobwas/ws"
 
@@ -413,5 +414,15 @@ func TestDrain(t *testing.T) {
 	l.CloseAll(codec.StatusGoingAway, "server shutting down")
 	if code, _ := cl.closed(); code != codec.StatusGoingAway {
 		t.Fatalf("closed %d", code)
+	}
+}
+
+// A Socket.IO connection is one allocation of the WebSocket state, the
+// session and the Socket.IO state; it stays in the 112-byte size class,
+// 32 bytes over the v1 connection's 80 (the opening request's identity and
+// the connect deadline).
+func TestWSConnSize(t *testing.T) {
+	if got := unsafe.Sizeof(wsConn{}); got > 112 {
+		t.Fatalf("wsConn is %d bytes, over its 112-byte size class", got)
 	}
 }

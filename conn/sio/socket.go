@@ -21,9 +21,10 @@ var (
 // namespace once joined, and the identity the opening request proved.
 // Loop goroutine only.
 type socket struct {
-	sess  session.Session
-	pre   session.Identity // from the request that opened the engine; nil if it carried no token
-	flags uint8
+	sess     session.Session
+	pre      session.Identity // from the request that opened the engine; nil if it carried no token
+	deadline uint64           // wheel tick by which the CONNECT must come; until it came
+	flags    uint8
 }
 
 // socket flags.
@@ -84,8 +85,19 @@ func (h *handler) Open(c *conn.Conn, _ *codec.Request, id session.Identity) {
 	b := codec.AppendEIOOpen(h.buf[:0], nuid.Next(), nil,
 		int(h.cfg.PingInterval/time.Millisecond), int(h.cfg.PingTimeout/time.Millisecond), h.cfg.MaxPayload)
 	if h.send(c, b) {
-		w.SetExpiry(c, c.Loop().Now()+h.connectTicks)
+		w.sock.deadline = c.Loop().Now() + h.connectTicks
+		w.Rearm(c)
 	}
+}
+
+// Expiry implements ws.Handler: the connect deadline until the client has
+// joined the namespace, then its credentials' expiry.
+func (h *handler) Expiry(c *conn.Conn) uint64 {
+	w := c.Proto().(*wsConn)
+	if w.sock.flags&flagConnected == 0 {
+		return w.sock.deadline
+	}
+	return w.sock.sess.ExpiryTick(h.env)
 }
 
 // Heartbeat implements ws.Heartbeater: Engine.IO's ping.
@@ -210,8 +222,8 @@ func (h *handler) connect(c *conn.Conn, w *wsConn, pkt codec.SIOPacket, allowed 
 		return
 	}
 	w.sock.flags |= flagConnected
-	expires, perr := w.sock.sess.Begin(h.env, c, id)
-	w.SetExpiry(c, expires)
+	_, perr := w.sock.sess.Begin(h.env, c, id)
+	w.Rearm(c) // the credentials' expiry replaces the connect deadline
 	if perr != nil && c.Open() {
 		h.metrics.CommandErrors.Add(1)
 		h.send(c, codec.AppendSIOResult(h.buf[:0], "/", -1, perr))

@@ -130,7 +130,7 @@ func V1Route(path string, cfg Config, admit Admit, scfg session.Config, m *sessi
 func (h *v1Handler) Open(c *conn.Conn, req *codec.Request, id session.Identity) {
 	v := c.Proto().(*v1Conn)
 	if exp := v.sess.Start(h.env, c, id, req.RawQuery); exp != 0 {
-		v.SetExpiry(c, exp)
+		v.Rearm(c)
 	}
 }
 
@@ -139,6 +139,8 @@ func (h *v1Handler) Message(c *conn.Conn, op OpCode, p []byte) {
 }
 
 func (h *v1Handler) Ping(c *conn.Conn) bool { return c.Proto().(*v1Conn).sess.Allow(h.env, c) }
+
+func (h *v1Handler) Expiry(c *conn.Conn) uint64 { return c.Proto().(*v1Conn).sess.ExpiryTick(h.env) }
 
 func (h *v1Handler) Expired(c *conn.Conn) { c.Proto().(*v1Conn).sess.Expired(h.env, c) }
 
@@ -166,6 +168,8 @@ func (echoHandler) Message(c *conn.Conn, op OpCode, p []byte) {
 }
 
 func (echoHandler) Ping(*conn.Conn) bool { return true }
+
+func (echoHandler) Expiry(*conn.Conn) uint64 { return 0 }
 
 func (echoHandler) Expired(*conn.Conn) {}
 

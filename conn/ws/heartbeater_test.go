@@ -13,11 +13,21 @@ import (
 	"github.com/pushd/pushd/conn/session"
 )
 
-// beatHandler is an echo handler with a protocol heartbeat: its ping is the
-// text message "2", as Engine.IO's.
+// beatHandler is an echo handler with a protocol heartbeat (its ping is the
+// text message "2", as Engine.IO's) and an expiry the test sets; when the
+// expiry comes it counts it and keeps the connection.
 type beatHandler struct {
 	echoHandler
-	beats int
+	beats   int
+	expiry  uint64
+	expired int
+}
+
+func (h *beatHandler) Expiry(*conn.Conn) uint64 { return h.expiry }
+
+func (h *beatHandler) Expired(*conn.Conn) {
+	h.expired++
+	h.expiry = 0
 }
 
 func (h *beatHandler) Heartbeat(c *conn.Conn) bool {
@@ -95,24 +105,25 @@ func TestHeartbeaterPingsOnSchedule(t *testing.T) {
 	}
 }
 
-// Setting a credentials deadline does not postpone the next ping or the
-// pong check.
-func TestHeartbeaterSetExpiryKeepsSchedule(t *testing.T) {
+// Re-arming for a new credentials deadline does not postpone the next ping
+// or the pong check.
+func TestHeartbeaterRearmKeepsSchedule(t *testing.T) {
 	l, h := newBeatLoop(Config{PingInterval: 100 * time.Millisecond, PongTimeout: 50 * time.Millisecond})
 	c, _ := openConn(t, l, "/beat")
 	w := c.Proto().(*Conn)
 	advance(l, 80*time.Millisecond)
-	w.SetExpiry(c, l.Now()+1000) // far away
+	h.expiry = l.Now() + 1000 // far away
+	w.Rearm(c)
 	advance(l, 30*time.Millisecond)
 	if h.beats != 1 {
-		t.Fatalf("SetExpiry postponed the ping: %d beats at 110 ms", h.beats)
+		t.Fatalf("Rearm postponed the ping: %d beats at 110 ms", h.beats)
 	}
-	// A ping is out; a deadline set now keeps the pong check where it was.
+	// A ping is out; re-arming now keeps the pong check where it was.
 	advance(l, 20*time.Millisecond)
-	w.SetExpiry(c, l.Now()+1000)
+	w.Rearm(c)
 	advance(l, 50*time.Millisecond)
 	if c.State() == conn.StateOpen {
-		t.Fatal("SetExpiry postponed the pong check")
+		t.Fatal("Rearm postponed the pong check")
 	}
 }
 
@@ -121,12 +132,12 @@ func TestHeartbeaterSetExpiryKeepsSchedule(t *testing.T) {
 func TestHeartbeaterExpiryFirst(t *testing.T) {
 	l, h := newBeatLoop(Config{PingInterval: 100 * time.Millisecond, PongTimeout: 50 * time.Millisecond})
 	c, tr := openConn(t, l, "/beat")
-	c.Proto().(*Conn).SetExpiry(c, l.Now()+3)
+	h.expiry = l.Now() + 3
+	c.Proto().(*Conn).Rearm(c)
 	advance(l, 50*time.Millisecond)
-	if h.beats != 0 || tr.closed {
-		t.Fatalf("beats %d closed %v", h.beats, tr.closed)
+	if h.beats != 0 || h.expired != 1 || tr.closed {
+		t.Fatalf("beats %d, expired %d, closed %v", h.beats, h.expired, tr.closed)
 	}
-	c.Proto().(*Conn).SetExpiry(c, 0)
 	advance(l, 70*time.Millisecond)
 	if h.beats != 1 {
 		t.Fatalf("beats %d after the interval", h.beats)

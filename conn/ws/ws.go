@@ -72,7 +72,10 @@ type Handler interface {
 	// Ping reports whether a ping from the client may be answered (pings
 	// share the v1 command budget).
 	Ping(c *conn.Conn) bool
-	// Expired runs when the deadline given to Conn.SetExpiry comes.
+	// Expiry returns the wheel tick at which the connection's credentials
+	// expire, 0 for never. The heartbeat timer also fires then.
+	Expiry(c *conn.Conn) uint64
+	// Expired runs when the tick Expiry returned has come.
 	Expired(c *conn.Conn)
 	// Closed runs once when the transport has closed.
 	Closed(c *conn.Conn)
@@ -121,7 +124,6 @@ type Conn struct {
 	utf8       codec.UTF8
 	lastActive uint32 // wheel tick of the last inbound frame; with a Heartbeater, of the last ping sent
 	rx         *rx    // non-nil only while a data message is incomplete
-	expires    uint64 // wheel tick at which the credentials expire; 0 = never
 }
 
 // rx is the receive state of a data message that did not arrive whole in
@@ -147,12 +149,12 @@ const maxPooledRx = 64 << 10
 
 var rxPool = sync.Pool{New: func() any { return new(rx) }}
 
-// SetExpiry arms the credentials deadline: at wheel tick at the handler's
-// Expired runs. 0 means never. The heartbeat keeps its schedule. Loop
+// Rearm re-arms the connection's timer for its next heartbeat or its
+// credentials' expiry (Handler.Expiry), whichever comes first: a handler
+// calls it when the expiry changes. The heartbeat keeps its schedule. Loop
 // goroutine only.
-func (w *Conn) SetExpiry(c *conn.Conn, at uint64) {
-	w.expires = at
-	if at != 0 && c.State() == conn.StateOpen {
+func (w *Conn) Rearm(c *conn.Conn) {
+	if c.State() == conn.StateOpen {
 		w.armOpen(c, w.nextBeat(c))
 	}
 }
@@ -457,11 +459,11 @@ func (w *Conn) WriteMessage(c *conn.Conn, op OpCode, p []byte) bool {
 func (w *Conn) Timer(c *conn.Conn) {
 	l := c.Loop()
 	now := l.Now()
-	if w.expires != 0 && now >= w.expires {
-		w.expires = 0
+	if exp := w.ep.h.Expiry(c); exp != 0 && now >= exp {
 		w.ep.h.Expired(c)
 		if c.State() == conn.StateOpen {
-			w.armOpen(c, w.nextBeat(c)) // the handler kept the connection
+			// The handler kept the connection and moved its expiry.
+			w.armOpen(c, w.nextBeat(c))
 		}
 		return
 	}
@@ -494,8 +496,8 @@ func (w *Conn) Timer(c *conn.Conn) {
 // armOpen arms the timer of an open connection for the given number of
 // ticks, or for the tick its credentials expire in if that comes first.
 func (w *Conn) armOpen(c *conn.Conn, ticks uint64) {
-	if w.expires != 0 && w.expires <= c.Loop().Now()+ticks {
-		c.ArmAt(w.expires)
+	if exp := w.ep.h.Expiry(c); exp != 0 && exp <= c.Loop().Now()+ticks {
+		c.ArmAt(exp)
 		return
 	}
 	c.Arm(ticks)

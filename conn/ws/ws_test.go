@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/gobwas/ws"
 
@@ -471,5 +472,14 @@ func TestOneCloseFrameOnly(t *testing.T) {
 	}
 	if l.metrics.SlowConsumers.Load() != 0 {
 		t.Fatal("a closing connection was also counted as a slow consumer")
+	}
+}
+
+// The v1 endpoint's per-connection struct (WebSocket state and session in
+// one allocation) stays in the 80-byte size class: it is memory on every
+// idle connection (see conn.TestConnSize).
+func TestV1ConnSize(t *testing.T) {
+	if got := unsafe.Sizeof(v1Conn{}); got > 80 {
+		t.Fatalf("v1Conn is %d bytes, over its 80-byte size class", got)
 	}
 }
