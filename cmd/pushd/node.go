@@ -135,7 +135,7 @@ func (n *node) routes(adm *auth.Admitter, smet *session.Metrics) []conn.Route {
 	if cfg.ClientPublish {
 		scfg.Publish = n.hub.Publish
 	}
-	admit := func(req *codec.Request) (session.Identity, string, *codec.HandshakeError) {
+	admit := func(req *codec.HTTPRequest) (session.Identity, string, *codec.HandshakeError) {
 		id, proto, herr := adm.Admit(req)
 		if id == nil { // no typed nil inside the interface
 			return nil, proto, herr
