@@ -15,8 +15,9 @@ import (
 )
 
 // BenchmarkIdleMemory holds BENCH_IDLE_CONNS (default 19,000) subscribed
-// connections from a client process that answers pings, waits two full
-// heartbeat cycles, and reports the server process's growth per connection:
+// WebSocket connections from a client process that answers pings, waits
+// two full heartbeat cycles, and reports the server process's growth per
+// connection:
 //
 //	rss-B/conn    resident set size (VmRSS) growth per connection
 //	heap-B/conn   live heap growth per connection after a GC
@@ -24,7 +25,14 @@ import (
 // The server is the benchmark process itself (engine, hub, embedded NATS);
 // its baseline is measured after startup, before the clients connect.
 // b.N is ignored: the measurement is one run.
-func BenchmarkIdleMemory(b *testing.B) {
+func BenchmarkIdleMemory(b *testing.B) { idleMemory(b, "ws", "/ws?topics=idle.%d") }
+
+// BenchmarkIdleMemorySSE is BenchmarkIdleMemory with Server-Sent Events
+// streams (GET /sse?topics=…) instead of WebSockets: each stream gets its
+// heartbeat comment every cycle, and the client reads everything.
+func BenchmarkIdleMemorySSE(b *testing.B) { idleMemory(b, "sse", "/sse?topics=idle.%d") }
+
+func idleMemory(b *testing.B, transport, path string) {
 	n := 19000
 	if v, err := strconv.Atoi(os.Getenv("BENCH_IDLE_CONNS")); err == nil && v > 0 {
 		n = v
@@ -34,7 +42,7 @@ func BenchmarkIdleMemory(b *testing.B) {
 	runtime.GC()
 	debug.FreeOSMemory()
 	rss0, heap0 := procstat.SelfRSS(), liveHeap()
-	cl := startClients(b, nd.srv.Addr(), "/ws?topics=idle.%d", n, 100)
+	cl := startTransportClients(b, transport, nd.srv.Addr(), path, n, 100)
 	// Under heavy machine load a starved client process can miss a pong
 	// during the connect phase (the ping interval is short here) and be
 	// closed: say so rather than only timing out.

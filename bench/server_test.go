@@ -13,6 +13,7 @@ import (
 
 	"github.com/pushd/pushd/conn"
 	"github.com/pushd/pushd/conn/session"
+	"github.com/pushd/pushd/conn/sse"
 	"github.com/pushd/pushd/conn/ws"
 	"github.com/pushd/pushd/netpoll"
 	"github.com/pushd/pushd/topics"
@@ -28,8 +29,8 @@ type node struct {
 	srv *netpoll.Server
 }
 
-// startNode starts it with loops event loops, the v1 protocol at /ws
-// (anonymous clients), cc's connection limits and wc's WebSocket settings.
+// startNode starts it with loops event loops, the v1 protocol at /ws and
+// over SSE at /sse (anonymous clients), cc's connection limits and wc's WebSocket settings.
 func startNode(tb testing.TB, loops int, cc conn.Config, wc ws.Config) *node {
 	tb.Helper()
 	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true})
@@ -57,8 +58,11 @@ func startNode(tb testing.TB, loops int, cc conn.Config, wc ws.Config) *node {
 	}
 	n.srv, err = netpoll.Start(netpoll.Config{
 		Addr: "127.0.0.1:0", Loops: loops, Hub: n.hub, Conn: cc, Logger: quiet,
-		Routes: []conn.Route{ws.V1Route("/ws", wc, nil, session.Config{}, new(session.Metrics))},
-		Tick:   conn.TickFor(cc.HandshakeTimeout, cc.CloseTimeout, wc.PingInterval, wc.PongTimeout),
+		Routes: []conn.Route{
+			ws.V1Route("/ws", wc, nil, session.Config{}, new(session.Metrics)),
+			sse.Route("/sse", sse.Config{PingInterval: wc.PingInterval}, nil, session.Config{}, new(session.Metrics)),
+		},
+		Tick: conn.TickFor(cc.HandshakeTimeout, cc.CloseTimeout, wc.PingInterval, wc.PongTimeout),
 	})
 	if err != nil {
 		tb.Fatal(err)
