@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/pushd/pushd/codec"
 	"github.com/pushd/pushd/conn"
@@ -249,5 +250,13 @@ func TestPushEvent(t *testing.T) {
 	buf := make([]byte, 0, 1024)
 	if n := testing.AllocsPerRun(100, func() { buf, _ = appendPushEvent(buf[:0], "a.b", 8, []byte(`{"x":1}`), "E1", 42) }); n != 0 {
 		t.Fatalf("%v allocs", n)
+	}
+}
+
+// A stream is one allocation in the 80-byte size class, like a v1
+// WebSocket connection: an idle SSE client costs what a WebSocket one does.
+func TestStreamSize(t *testing.T) {
+	if got := unsafe.Sizeof(stream{}); got > 80 {
+		t.Fatalf("sse stream is %d bytes, over the 80-byte size class", got)
 	}
 }
