@@ -16,8 +16,9 @@ import (
 )
 
 // BenchmarkIdleMemory holds BENCH_IDLE_CONNS (default 19,000) subscribed
-// connections from a client process that answers pings, waits two full
-// heartbeat cycles, and reports the server process's growth per connection:
+// WebSocket connections from a client process that answers pings, waits
+// two full heartbeat cycles, and reports the server process's growth per
+// connection:
 //
 //	rss-B/conn    resident set size (VmRSS) growth per connection
 //	heap-B/conn   live heap growth per connection after a GC
@@ -25,9 +26,12 @@ import (
 // The server is the benchmark process itself (engine, hub, embedded NATS);
 // its baseline is measured after startup, before the clients connect.
 // b.N is ignored: the measurement is one run.
-func BenchmarkIdleMemory(b *testing.B) {
-	idleMemory(b, "/ws?topics=idle.%d")
-}
+func BenchmarkIdleMemory(b *testing.B) { idleMemory(b, "ws", "/ws?topics=idle.%d") }
+
+// BenchmarkIdleMemorySSE is BenchmarkIdleMemory with Server-Sent Events
+// streams (GET /sse?topics=…) instead of WebSockets: each stream gets its
+// heartbeat comment every cycle, and the client reads everything.
+func BenchmarkIdleMemorySSE(b *testing.B) { idleMemory(b, "sse", "/sse?topics=idle.%d") }
 
 // BenchmarkIdleMemorySocketIO is BenchmarkIdleMemory for Socket.IO clients
 // over WebSocket: each joins the main namespace, subscribes with a
@@ -35,12 +39,12 @@ func BenchmarkIdleMemory(b *testing.B) {
 // own (-bench 'IdleMemorySocketIO$') for a clean RSS figure: memory an
 // earlier benchmark freed is reused without growing the RSS.
 func BenchmarkIdleMemorySocketIO(b *testing.B) {
-	idleMemory(b, sio.DefaultPath+"?EIO=4&transport=websocket", "BENCH_SIO_TOPIC=idle.%d")
+	idleMemory(b, "ws", sio.DefaultPath+"?EIO=4&transport=websocket", "BENCH_SIO_TOPIC=idle.%d")
 }
 
-// idleMemory runs the idle-memory measurement with clients dialing path
-// and extra client environment env.
-func idleMemory(b *testing.B, path string, env ...string) {
+// idleMemory runs the idle-memory measurement with clients of transport
+// ("ws" or "sse") dialing path, with extra client environment env.
+func idleMemory(b *testing.B, transport, path string, env ...string) {
 	n := 19000
 	if v, err := strconv.Atoi(os.Getenv("BENCH_IDLE_CONNS")); err == nil && v > 0 {
 		n = v
@@ -50,7 +54,7 @@ func idleMemory(b *testing.B, path string, env ...string) {
 	runtime.GC()
 	debug.FreeOSMemory()
 	rss0, heap0 := procstat.SelfRSS(), liveHeap()
-	cl := startClients(b, nd.srv.Addr(), path, n, 100, env...)
+	cl := startTransportClients(b, transport, nd.srv.Addr(), path, n, 100, env...)
 	// Under heavy machine load a starved client process can miss a pong
 	// during the connect phase (the ping interval is short here) and be
 	// closed: say so rather than only timing out.

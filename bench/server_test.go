@@ -14,6 +14,7 @@ import (
 	"github.com/pushd/pushd/conn"
 	"github.com/pushd/pushd/conn/session"
 	"github.com/pushd/pushd/conn/sio"
+	"github.com/pushd/pushd/conn/sse"
 	"github.com/pushd/pushd/conn/ws"
 	"github.com/pushd/pushd/netpoll"
 	"github.com/pushd/pushd/topics"
@@ -30,9 +31,10 @@ type node struct {
 }
 
 // startNode starts it with loops event loops, the v1 protocol at /ws and
-// Socket.IO at /socket.io/ (anonymous clients), cc's connection limits and
-// wc's WebSocket settings (its ping interval and pong timeout are also
-// Socket.IO's pingInterval and pingTimeout).
+// Socket.IO at /socket.io/ and the v1 protocol over SSE at /sse (anonymous
+// clients), cc's connection limits and wc's WebSocket settings (its ping
+// interval and pong timeout are also Socket.IO's pingInterval and
+// pingTimeout, and its ping interval the SSE heartbeat's).
 func startNode(tb testing.TB, loops int, cc conn.Config, wc ws.Config) *node {
 	tb.Helper()
 	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true})
@@ -64,6 +66,7 @@ func startNode(tb testing.TB, loops int, cc conn.Config, wc ws.Config) *node {
 			ws.V1Route("/ws", wc, nil, session.Config{}, new(session.Metrics)),
 			sio.Route(sio.DefaultPath, sio.Config{PingInterval: wc.PingInterval, PingTimeout: wc.PongTimeout},
 				sio.Admission{}, session.Config{}, new(session.Metrics)),
+			sse.Route("/sse", sse.Config{PingInterval: wc.PingInterval}, nil, session.Config{}, new(session.Metrics)),
 		},
 		Tick: conn.TickFor(cc.HandshakeTimeout, cc.CloseTimeout, wc.PingInterval, wc.PongTimeout),
 	})

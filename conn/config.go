@@ -7,8 +7,12 @@ import "time"
 // WithDefaults).
 type Config struct {
 	// HandshakeTimeout bounds the time from TCP accept to a complete request
-	// head. Default 10s.
+	// head, and on a kept-alive connection the time from the first byte of
+	// a request to the end of its head and body. Default 10s.
 	HandshakeTimeout time.Duration
+	// KeepAliveTimeout bounds the silence between two requests on a
+	// kept-alive HTTP connection. Default 30s.
+	KeepAliveTimeout time.Duration
 	// MaxHeaderBytes bounds the request head (431 past it). Default 8 KiB.
 	MaxHeaderBytes int
 	// MaxHeaders bounds the number of request header fields (431). Default 64.
@@ -38,6 +42,7 @@ const HardOutboundFactor = 4
 // WithDefaults returns c with every zero field set to its default. Pure.
 func (c Config) WithDefaults() Config {
 	def(&c.HandshakeTimeout, 10*time.Second)
+	def(&c.KeepAliveTimeout, 30*time.Second)
 	def(&c.MaxHeaderBytes, 8<<10)
 	def(&c.MaxHeaders, 64)
 	def(&c.CloseTimeout, 5*time.Second)

@@ -47,7 +47,7 @@ type lineProto struct {
 	goodbye string
 }
 
-func (p *lineProto) Accept(c *Conn, req *codec.Request) *codec.HandshakeError {
+func (p *lineProto) Serve(c *Conn, req *codec.HTTPRequest, _ []byte) *codec.HTTPError {
 	if p.refuse {
 		return &codec.HandshakeError{Status: 403, Reason: "refused"}
 	}
@@ -85,11 +85,11 @@ func (f *fakeClock) Now() time.Time { return f.t }
 const upgradeReq = "GET /line HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 	"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
 
-func newLineLoop(cfg Config, p *lineProto) (*Loop, *fakeClock) {
+func newLineLoop(cfg Config, p *lineProto, extra ...Route) (*Loop, *fakeClock) {
 	fc := &fakeClock{t: time.Unix(1_000_000, 0)}
 	l := NewLoop(LoopConfig{
 		Conn: cfg, Tick: 10 * time.Millisecond, Metrics: new(Metrics), Clock: fc.Now,
-		Routes: []Route{{Path: "/line", New: func(*Loop) Endpoint { return p }}},
+		Routes: append([]Route{{Path: "/line", New: func(*Loop) Endpoint { return p }}}, extra...),
 	}, nil)
 	return l, fc
 }

@@ -1,8 +1,9 @@
-// Package netpoll runs pushd's WebSocket listener on gnet v2 event loops. It
-// is the only package that imports gnet: it turns gnet's callbacks into calls
-// on conn's per-loop state machines, drives each loop's timing wheel from the
-// engine ticker, implements topics.Loop so fan-out enters each loop with one
-// hand-off per batch, and stops gracefully.
+// Package netpoll runs pushd's listener (WebSocket, SSE and plain HTTP) on
+// gnet v2 event loops. It is the only package that imports gnet: it turns
+// gnet's callbacks into calls on conn's per-loop state machines, drives
+// each loop's timing wheel from the engine ticker, implements topics.Loop
+// so fan-out enters each loop with one hand-off per batch, and stops
+// gracefully.
 package netpoll
 
 import (
@@ -239,6 +240,7 @@ func (s *Server) loopFor(el gnet.EventLoop) *loop {
 		Routes:  s.cfg.Routes,
 		Metrics: s.metrics,
 		Writev:  l.writev,
+		Resume:  resume,
 	}, l.shard)
 	l.advance = func(context.Context) error {
 		now := time.Now()
@@ -250,6 +252,17 @@ func (s *Server) loopFor(el gnet.EventLoop) *loop {
 	list := append(append([]*loop(nil), *s.loopList.Load()...), l)
 	s.loopList.Store(&list)
 	return l
+}
+
+// resume asks gnet to call OnTraffic again for a connection whose input
+// buffer holds bytes that arrived while its previous request was held:
+// gnet calls OnTraffic only for new bytes. Wake queues the call (one task
+// allocation), so the connection is fed from the loop's own iteration, not
+// from inside whatever answered the held request. Loop goroutine only.
+func resume(tr conn.Transport) {
+	if gc := tr.(gnet.Conn); gc.InboundBuffered() > 0 {
+		_ = gc.Wake(nil)
+	}
 }
 
 // handler adapts gnet's callbacks. Every On* method except OnTick runs on

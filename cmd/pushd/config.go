@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pushd/pushd/cmd/pushd/web"
 	"github.com/pushd/pushd/codec"
 	"github.com/pushd/pushd/conn"
 	"github.com/pushd/pushd/conn/auth"
@@ -28,7 +29,9 @@ type config struct {
 	Listen      string
 	WSPath      string
 	SIOPath     string
+	SSEPath     string
 	EchoPath    string
+	Demo        bool // serve the demo page at / and publish demo.ticker
 	APIListen   string
 	APIKeys     []string
 	NATS        string
@@ -89,7 +92,36 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 type flagExtras struct {
 	apiKeys string
 	cfgFile string
+	demo    autoBool
 }
+
+// autoBool is a boolean flag whose default depends on other settings: set
+// reports whether a flag, the environment or the config file gave it.
+type autoBool struct{ val, set bool }
+
+// Set implements flag.Value.
+func (b *autoBool) Set(s string) error {
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return err
+	}
+	b.val, b.set = v, true
+	return nil
+}
+
+// String implements flag.Value.
+func (b *autoBool) String() string {
+	if b == nil || !b.set {
+		return "auto"
+	}
+	return strconv.FormatBool(b.val)
+}
+
+// Get implements flag.Getter.
+func (b *autoBool) Get() any { return b.val }
+
+// IsBoolFlag lets the flag be given without a value.
+func (b *autoBool) IsBoolFlag() bool { return true }
 
 // registerFlags registers every flag on fs, bound to a new config.
 func registerFlags(fs *flag.FlagSet) (*config, *flagExtras) {
@@ -103,6 +135,8 @@ func registerFlags(fs *flag.FlagSet) (*config, *flagExtras) {
 	fs.DurationVar(&c.SIO.PingInterval, "sio-ping-interval", 25*time.Second, "Engine.IO pingInterval: how often Socket.IO clients are pinged")
 	fs.DurationVar(&c.SIO.PingTimeout, "sio-ping-timeout", 20*time.Second, "Engine.IO pingTimeout: time a Socket.IO client has to answer a ping")
 	fs.IntVar(&c.SIO.MaxPayload, "sio-max-payload", 64<<10, "Engine.IO maxPayload: largest Socket.IO packet (1009 beyond)")
+	fs.StringVar(&c.SSEPath, "sse-path", "/sse", "path of the Server-Sent Events endpoint (off when empty)")
+	fs.Var(&x.demo, "demo", "serve the demo page at / and publish a made-up ticker to demo.ticker (default: on with --insecure, else off)")
 	fs.StringVar(&c.EchoPath, "echo-path", "", "path of an echo endpoint for conformance testing (off when empty)")
 	fs.StringVar(&c.APIListen, "api-listen", "127.0.0.1:8081", "HTTP API listen address (publish, health, metrics)")
 	fs.StringVar(&x.apiKeys, "api-keys", "", "comma-separated API keys; when set, POST /v1/publish needs Authorization: Bearer <key>")
@@ -115,7 +149,8 @@ func registerFlags(fs *flag.FlagSet) (*config, *flagExtras) {
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
 	fs.Int64Var(&c.MemoryLimit, "memory-limit", 0, "soft memory limit in bytes for the Go runtime (0: GOMEMLIMIT or none)")
 	fs.IntVar(&c.GCPercent, "gc-percent", 50, "Go GC target percentage when GOGC is not set; lower trades a little CPU for less memory per connection")
-	fs.DurationVar(&c.Conn.HandshakeTimeout, "handshake-timeout", 10*time.Second, "time allowed for the request head")
+	fs.DurationVar(&c.Conn.HandshakeTimeout, "handshake-timeout", 10*time.Second, "time allowed for a request head (and body)")
+	fs.DurationVar(&c.Conn.KeepAliveTimeout, "keep-alive-timeout", 30*time.Second, "silence allowed between two HTTP requests on one connection")
 	fs.IntVar(&c.Conn.MaxHeaderBytes, "max-header-bytes", 8<<10, "largest request head (431 beyond)")
 	fs.IntVar(&c.Conn.MaxHeaders, "max-headers", 64, "most request header fields (431 beyond)")
 	fs.IntVar(&c.WS.MaxFrameSize, "max-frame", 64<<10, "largest client frame payload (1009 beyond)")
@@ -252,6 +287,10 @@ func (c *config) resolve(fs *flag.FlagSet, x *flagExtras, getenv func(string) st
 		return nil, err
 	}
 	c.APIKeys = splitList(x.apiKeys)
+	c.Demo = x.demo.val
+	if !x.demo.set {
+		c.Demo = c.Auth.Insecure // a development server shows the demo
+	}
 	return c, c.validate()
 }
 
@@ -263,6 +302,7 @@ func (c *config) validate() error {
 		ok   bool
 	}{
 		{"--handshake-timeout", c.Conn.HandshakeTimeout > 0},
+		{"--keep-alive-timeout", c.Conn.KeepAliveTimeout > 0},
 		{"--close-timeout", c.Conn.CloseTimeout > 0},
 		{"--ping-interval", c.WS.PingInterval > 0},
 		{"--pong-timeout", c.WS.PongTimeout > 0},
@@ -308,6 +348,8 @@ func (c *config) validate() error {
 		return fmt.Errorf("--sio-path %q must start with /", c.SIOPath)
 	case c.SIOPath != "" && (c.SIOPath == c.WSPath || c.SIOPath == c.EchoPath):
 		return errors.New("--sio-path must differ from --ws-path and --echo-path")
+	case c.SSEPath != "" && !strings.HasPrefix(c.SSEPath, "/"):
+		return fmt.Errorf("--sse-path %q must start with /", c.SSEPath)
 	case codec.ValidTopic(c.Prefix) != nil:
 		return fmt.Errorf("--prefix %q: want dot-separated tokens of letters, digits, - and _", c.Prefix)
 	case c.LogFormat != "text" && c.LogFormat != "json":
@@ -315,12 +357,39 @@ func (c *config) validate() error {
 	case c.PersonalPrefix != "" && codec.ValidTopic(strings.TrimSuffix(c.PersonalPrefix, ".")) != nil:
 		return fmt.Errorf("--personal-prefix %q: want topic tokens and a final dot, such as \"user.\"", c.PersonalPrefix)
 	}
+	if err := c.checkPaths(); err != nil {
+		return err
+	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		return err
 	}
 	if c.NATSListen != "off" && c.NATS == "" {
 		if _, _, err := splitHostPort(c.NATSListen); err != nil {
 			return fmt.Errorf("--nats-listen %q: %v", c.NATSListen, err)
+		}
+	}
+	return nil
+}
+
+// checkPaths refuses two endpoints on one path: the WebSocket, echo and SSE
+// paths, pushd.js and, with the demo on, the demo page.
+func (c *config) checkPaths() error {
+	type use struct{ path, by string }
+	uses := []use{{c.WSPath, "--ws-path"}, {web.ClientPath, "pushd.js"}}
+	if c.EchoPath != "" {
+		uses = append(uses, use{c.EchoPath, "--echo-path"})
+	}
+	if c.SSEPath != "" {
+		uses = append(uses, use{c.SSEPath, "--sse-path"})
+	}
+	if c.Demo {
+		uses = append(uses, use{web.DemoPath, "the demo page (--demo)"})
+	}
+	for i, a := range uses {
+		for _, b := range uses[:i] {
+			if a.path == b.path {
+				return fmt.Errorf("%s %q is taken by %s", a.by, a.path, b.by)
+			}
 		}
 	}
 	return nil

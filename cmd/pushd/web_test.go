@@ -19,9 +19,10 @@ var jsTestDir = filepath.Join("web", "test")
 
 // TestJSClient runs the JavaScript client's tests (web/test) with Node's
 // test runner against a pushd binary built from this tree: in Node with the
-// ws package, and the demo page in headless Chromium with puppeteer-core.
-// The same run drives pushd's Socket.IO endpoint with the npm
-// socket.io-client (socketio.test.mjs).
+// ws package, and in headless Chromium with puppeteer-core the demo page
+// (served by pushd) and EventSource on pushd's SSE endpoint. The same run
+// drives pushd's Socket.IO endpoint with the npm socket.io-client
+// (socketio.test.mjs).
 //
 // It skips when node (20 or later), the npm packages (npm ci in
 // cmd/pushd/web/test) or Chromium are missing, unless
@@ -50,7 +51,7 @@ func TestJSClient(t *testing.T) {
 		if _, err := os.Stat(chromium); err != nil {
 			requireTool(t, "Chromium is not installed at "+chromium+" (apt-get install chromium)")
 		}
-		runNodeTests(t, node, bin, chromium, "browser.test.mjs")
+		runNodeTests(t, node, bin, chromium, "browser.test.mjs", "sse.test.mjs")
 	})
 }
 

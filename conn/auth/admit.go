@@ -9,8 +9,9 @@ import (
 	"github.com/pushd/pushd/codec"
 )
 
-// Admitter authenticates request heads before an endpoint accepts them:
-// the Origin check (403), then the token (401). It also names a
+// Admitter authenticates requests before an endpoint serves them (a
+// WebSocket upgrade, an SSE stream): the Origin check (403), then the token
+// (401). It also names a
 // connection's personal topic. Safe for concurrent use: every event loop
 // calls it.
 type Admitter struct {
@@ -57,11 +58,12 @@ func NewAdmitter(cfg AdmitterConfig) *Admitter {
 // token. Any goroutine.
 func (a *Admitter) Insecure() bool { return a.verifier == nil }
 
-// Admit checks a request head: its Origin, then its token. It returns the
-// client's identity (nil in insecure mode), the subprotocol to echo (never
-// the token; see TokenFrom), or the HTTP rejection. Log lines name the
-// token only by its fingerprint. Safe for concurrent use.
-func (a *Admitter) Admit(req *codec.Request) (*Identity, string, *codec.HandshakeError) {
+// Admit checks a request head: its Origin, then its token (TokenFrom:
+// header, query, subprotocol or cookie). It returns the client's identity
+// (nil in insecure mode), the subprotocol to echo on a WebSocket (never the
+// token; see TokenFrom), or the HTTP rejection. Log lines name the token
+// only by its fingerprint. Safe for concurrent use.
+func (a *Admitter) Admit(req *codec.HTTPRequest) (*Identity, string, *codec.HandshakeError) {
 	if a.origins != nil && !a.origins.Allow(req.Origin) {
 		a.badOrigin.Add(1)
 		a.log.Debug("origin refused", "origin", req.Origin, "path", req.Path)
@@ -84,7 +86,7 @@ func (a *Admitter) Admit(req *codec.Request) (*Identity, string, *codec.Handshak
 // one (401 for a bad one). It returns the identity that token proves, nil
 // when the request carries none or in insecure mode; VerifyToken then
 // decides on the token the protocol brings. Safe for concurrent use.
-func (a *Admitter) AdmitRequest(req *codec.Request) (*Identity, *codec.HandshakeError) {
+func (a *Admitter) AdmitRequest(req *codec.HTTPRequest) (*Identity, *codec.HandshakeError) {
 	if a.origins != nil && !a.origins.Allow(req.Origin) {
 		a.badOrigin.Add(1)
 		a.log.Debug("origin refused", "origin", req.Origin, "path", req.Path)

@@ -30,14 +30,14 @@ func TestAdmitRequest(t *testing.T) {
 	a := testAdmitter(t, testVerifier(t, nil), origins)
 	for _, tt := range []struct {
 		name   string
-		req    codec.Request
+		req    codec.HTTPRequest
 		status int
 		sub    string
 	}{
-		{"no token", codec.Request{Path: "/socket.io/"}, 0, ""},
-		{"good token", codec.Request{Path: "/socket.io/", RawQuery: "EIO=4&token=" + good}, 0, "u1"},
-		{"bad token", codec.Request{Path: "/socket.io/", Authorization: "Bearer nope"}, 401, ""},
-		{"bad origin", codec.Request{Path: "/socket.io/", Origin: "https://evil.example", RawQuery: "token=" + good}, 403, ""},
+		{"no token", codec.HTTPRequest{Path: "/socket.io/"}, 0, ""},
+		{"good token", codec.HTTPRequest{Path: "/socket.io/", RawQuery: "EIO=4&token=" + good}, 0, "u1"},
+		{"bad token", codec.HTTPRequest{Path: "/socket.io/", Authorization: "Bearer nope"}, 401, ""},
+		{"bad origin", codec.HTTPRequest{Path: "/socket.io/", Origin: "https://evil.example", RawQuery: "token=" + good}, 403, ""},
 	} {
 		id, herr := a.AdmitRequest(&tt.req)
 		switch {
@@ -55,7 +55,7 @@ func TestAdmitRequest(t *testing.T) {
 		t.Errorf("refused counted %d token, %d origin", tok, origin)
 	}
 	// Insecure mode: anonymous even with a token.
-	if id, herr := testAdmitter(t, nil, nil).AdmitRequest(&codec.Request{Authorization: "Bearer " + good}); id != nil || herr != nil {
+	if id, herr := testAdmitter(t, nil, nil).AdmitRequest(&codec.HTTPRequest{Authorization: "Bearer " + good}); id != nil || herr != nil {
 		t.Errorf("insecure: %v, %v", id, herr)
 	}
 }

@@ -33,6 +33,13 @@ type Identity interface {
 	CanPublish(topic string) bool
 }
 
+// Admit decides whether a request may open a session, before the
+// transport answers it (a WebSocket's 101, an SSE stream's 200): it returns
+// the client's identity (nil: anonymous) and, for a WebSocket, the
+// subprotocol to echo, or the HTTP rejection. It runs on the loop
+// goroutine and must not block.
+type Admit func(req *codec.HTTPRequest) (Identity, string, *codec.HTTPError)
+
 // Peer is the session's view of its connection. Every method runs on the
 // connection's loop goroutine.
 type Peer interface {
@@ -187,6 +194,19 @@ func (e *Env) ErrorMessage(perr *codec.ProtoError) []byte {
 	return codec.AppendError(e.buf(), nil, perr.Code, perr.Message)
 }
 
+// Check applies a subscribe's checks to names for a client with identity
+// id (nil: anonymous), without subscribing: the topic count, each name's
+// validity and the token's permission, and the subscription limit for a
+// fresh connection. It returns the error Subscribe would report for the
+// same names on a new session, nil if they would all be accepted. A
+// transport that cannot report errors in-band once it has answered the
+// request (SSE) calls it first, to refuse the request instead.
+func (e *Env) Check(id Identity, names []string) *codec.ProtoError {
+	var s Session
+	s.ident = id
+	return s.check(e, names, false)
+}
+
 // Identity returns the client's identity, nil when anonymous.
 func (s *Session) Identity() Identity { return s.ident }
 
@@ -256,6 +276,24 @@ func (s *Session) subscribe(e *Env, p Peer, names []string, trusted bool) *codec
 	if !p.Open() {
 		return nil // closed (or closing) while the command was handled
 	}
+	if perr := s.check(e, names, trusted); perr != nil {
+		return perr
+	}
+	for _, t := range names {
+		if s.subscribed(t) {
+			continue
+		}
+		x, err := e.shard.Subscribe(t, p)
+		if err != nil {
+			return &codec.ProtoError{Code: codec.CodeInternal, Message: "subscribe failed"}
+		}
+		s.subs = append(s.subs, x)
+	}
+	return nil
+}
+
+// check is subscribe's validation: everything but the subscribing.
+func (s *Session) check(e *Env, names []string, trusted bool) *codec.ProtoError {
 	switch {
 	case e.shard == nil:
 		return &codec.ProtoError{Code: codec.CodeInternal, Message: "this endpoint has no topics"}
@@ -281,16 +319,6 @@ func (s *Session) subscribe(e *Env, p Peer, names []string, trusted bool) *codec
 	}
 	if len(s.subs)+fresh > e.cfg.MaxSubscriptions {
 		return &codec.ProtoError{Code: codec.CodeTooManyTopics, Message: "subscription limit reached"}
-	}
-	for _, t := range names {
-		if s.subscribed(t) {
-			continue
-		}
-		x, err := e.shard.Subscribe(t, p)
-		if err != nil {
-			return &codec.ProtoError{Code: codec.CodeInternal, Message: "subscribe failed"}
-		}
-		s.subs = append(s.subs, x)
 	}
 	return nil
 }

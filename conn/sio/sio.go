@@ -78,7 +78,7 @@ type Admission struct {
 	// upgrade): its Origin (403), and the token if the request carries one
 	// (401 for a bad one). It returns the identity that token proves, nil
 	// when it carries none. nil admits every request anonymously.
-	Request func(req *codec.Request) (session.Identity, *codec.HandshakeError)
+	Request func(req *codec.HTTPRequest) (session.Identity, *codec.HandshakeError)
 	// Token checks the token of a CONNECT's auth payload, "" when the
 	// payload has none and the request carried none either. It returns the
 	// client's identity (nil: anonymous), or an error whose text may be
@@ -122,7 +122,7 @@ func Route(path string, cfg Config, adm Admission, scfg session.Config, m *sessi
 		}
 		var admit ws.Admit
 		if adm.Request != nil {
-			admit = func(req *codec.Request) (session.Identity, string, *codec.HandshakeError) {
+			admit = func(req *codec.HTTPRequest) (session.Identity, string, *codec.HandshakeError) {
 				id, herr := adm.Request(req)
 				return id, "", herr
 			}
@@ -144,11 +144,11 @@ type endpoint struct {
 	ws conn.Endpoint // the WebSocket transport
 }
 
-// Accept implements conn.Endpoint: it checks the Engine.IO query (EIO=4,
+// Serve implements conn.Endpoint: it checks the Engine.IO query (EIO=4,
 // transport=websocket, no sid) and hands the upgrade to the WebSocket
 // transport. Refusals carry Engine.IO's error bodies (as text: a WebSocket
 // client reads only the status).
-func (e *endpoint) Accept(c *conn.Conn, req *codec.Request) *codec.HandshakeError {
+func (e *endpoint) Serve(c *conn.Conn, req *codec.HTTPRequest, body []byte) *codec.HTTPError {
 	if v, _ := codec.QueryValue(req.RawQuery, "EIO"); v != "4" {
 		return &codec.HandshakeError{Status: 400, Reason: codec.EIOErrUnsupportedProtocolVersion}
 	}
@@ -164,5 +164,5 @@ func (e *endpoint) Accept(c *conn.Conn, req *codec.Request) *codec.HandshakeErro
 		// sessions only, so no sid is known.
 		return &codec.HandshakeError{Status: 400, Reason: codec.EIOErrUnknownSID}
 	}
-	return e.ws.Accept(c, req)
+	return e.ws.Serve(c, req, body)
 }

@@ -105,7 +105,7 @@ func TestConnectToken(t *testing.T) {
 // CONNECT's own token wins.
 func TestConnectRequestToken(t *testing.T) {
 	adm := tokenAdmission(time.Time{})
-	adm.Request = func(req *codec.Request) (session.Identity, *codec.HandshakeError) {
+	adm.Request = func(req *codec.HTTPRequest) (session.Identity, *codec.HandshakeError) {
 		switch req.Authorization {
 		case "Bearer good":
 			return testIdentity{sub: "from-request"}, nil

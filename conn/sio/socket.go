@@ -76,7 +76,7 @@ func (h *handler) send(c *conn.Conn, b []byte) bool {
 
 // Open implements ws.Handler: the Engine.IO handshake (the open packet),
 // then the wait for the CONNECT.
-func (h *handler) Open(c *conn.Conn, _ *codec.Request, id session.Identity) {
+func (h *handler) Open(c *conn.Conn, _ *codec.HTTPRequest, id session.Identity) {
 	w := c.Proto().(*wsConn)
 	w.sock.pre = id
 	// Fill the command budget, which the packets before the CONNECT draw

@@ -10,8 +10,8 @@ import (
 // Admit decides whether a valid upgrade request may proceed, before the 101
 // is written: it returns the client's identity (nil: anonymous) and the
 // subprotocol to echo, or the HTTP rejection. It runs on the loop goroutine
-// and must not block.
-type Admit func(req *codec.Request) (session.Identity, string, *codec.HandshakeError)
+// and must not block. It is session.Admit, which SSE shares.
+type Admit = session.Admit
 
 // loopEndpoint is one event loop's instance of a WebSocket endpoint. It
 // implements conn.Endpoint.
@@ -71,9 +71,18 @@ func NewEndpoint(l *conn.Loop, s EndpointSpec) conn.Endpoint {
 	return e
 }
 
-// Accept implements conn.Endpoint: admission (Origin, token), then the 101
-// (RFC 6455 §4.2.2) and the handler's Open.
-func (e *loopEndpoint) Accept(c *conn.Conn, req *codec.Request) *codec.HandshakeError {
+// Serve implements conn.Endpoint: the upgrade's validity (RFC 6455 §4.2.1,
+// with ParseUpgrade's answers: codec.CheckUpgrade), admission (Origin,
+// token), then the 101 (§4.2.2) and the handler's Open. Any other request
+// for the path (a plain GET, a POST) gets the upgrade's rejection.
+func (e *loopEndpoint) Serve(c *conn.Conn, req *codec.HTTPRequest, _ []byte) *codec.HTTPError {
+	if err := codec.CheckUpgrade(req); err != nil {
+		he, ok := err.(*codec.HandshakeError)
+		if !ok {
+			he = &codec.HandshakeError{Status: 400, Reason: "bad request"}
+		}
+		return he
+	}
 	var id session.Identity
 	proto := ""
 	if e.admit != nil {
@@ -90,7 +99,7 @@ func (e *loopEndpoint) Accept(c *conn.Conn, req *codec.Request) *codec.Handshake
 	// that has read its 101 is already counted; if the write fails, Closed
 	// undoes both.
 	c.Accepted(p)
-	buf := codec.AppendUpgradeResponse(c.Scratch(), req.Key, proto)
+	buf := codec.AppendUpgradeResponse(c.Scratch(), req.WebSocketKey, proto)
 	c.SetScratch(buf)
 	if !c.Write(buf) {
 		return nil
@@ -127,7 +136,7 @@ func V1Route(path string, cfg Config, admit Admit, scfg session.Config, m *sessi
 	}}
 }
 
-func (h *v1Handler) Open(c *conn.Conn, req *codec.Request, id session.Identity) {
+func (h *v1Handler) Open(c *conn.Conn, req *codec.HTTPRequest, id session.Identity) {
 	v := c.Proto().(*v1Conn)
 	if exp := v.sess.Start(h.env, c, id, req.RawQuery); exp != 0 {
 		v.Rearm(c)
@@ -161,7 +170,7 @@ func EchoRoute(path string, cfg Config) conn.Route {
 	}}
 }
 
-func (echoHandler) Open(*conn.Conn, *codec.Request, session.Identity) {}
+func (echoHandler) Open(*conn.Conn, *codec.HTTPRequest, session.Identity) {}
 
 func (echoHandler) Message(c *conn.Conn, op OpCode, p []byte) {
 	c.Proto().(*Conn).WriteMessage(c, op, p)

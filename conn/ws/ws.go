@@ -65,7 +65,7 @@ func (c Config) WithDefaults() Config {
 type Handler interface {
 	// Open runs right after the 101 response was written. id is what the
 	// endpoint's Admit returned: the client's identity, nil if anonymous.
-	Open(c *conn.Conn, req *codec.Request, id session.Identity)
+	Open(c *conn.Conn, req *codec.HTTPRequest, id session.Identity)
 	// Message runs for each complete data message. p is valid only during
 	// the call.
 	Message(c *conn.Conn, op OpCode, p []byte)

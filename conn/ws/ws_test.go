@@ -265,7 +265,7 @@ func (i testIdentity) CanPublish(t string) bool { return t == "allowed" }
 func TestTokenExpiry(t *testing.T) {
 	var l *testLoop
 	l = newTestLoopWith(testConfig{WS: Config{PingInterval: time.Hour},
-		Admit: func(*codec.Request) (session.Identity, string, *codec.HandshakeError) {
+		Admit: func(*codec.HTTPRequest) (session.Identity, string, *codec.HandshakeError) {
 			return testIdentity{sub: "u1", exp: l.clock.Now().Add(100 * time.Millisecond)}, "", nil
 		}})
 	c, tr := openConn(t, l, "/ws")
@@ -285,7 +285,7 @@ func TestTokenExpiry(t *testing.T) {
 // Client publishing: off unless configured, and limited by the token.
 func TestClientPublishPermissions(t *testing.T) {
 	var published []string
-	cfg := testConfig{Admit: func(*codec.Request) (session.Identity, string, *codec.HandshakeError) {
+	cfg := testConfig{Admit: func(*codec.HTTPRequest) (session.Identity, string, *codec.HandshakeError) {
 		return testIdentity{sub: "u1"}, "", nil
 	}}
 	off := newTestLoopWith(cfg)
@@ -443,7 +443,7 @@ func TestFarFutureExpiryDoesNotWrap(t *testing.T) {
 	} {
 		var l *testLoop
 		l = newTestLoopWith(testConfig{WS: Config{PingInterval: time.Hour}, Tick: tc.tick,
-			Admit: func(*codec.Request) (session.Identity, string, *codec.HandshakeError) {
+			Admit: func(*codec.HTTPRequest) (session.Identity, string, *codec.HandshakeError) {
 				return testIdentity{sub: "u1", exp: l.clock.Now().Add(tc.ttl)}, "", nil
 			}})
 		c, _ := openConn(t, l, "/ws")
