@@ -155,6 +155,7 @@ func registerFlags(fs *flag.FlagSet) (*config, *flagExtras) {
 	fs.IntVar(&c.Conn.MaxHeaders, "max-headers", 64, "most request header fields (431 beyond)")
 	fs.IntVar(&c.WS.MaxFrameSize, "max-frame", 64<<10, "largest client frame payload (1009 beyond)")
 	fs.IntVar(&c.WS.MaxMessageSize, "max-message", 64<<10, "largest client message (1009 beyond)")
+	fs.BoolVar(&c.WS.Compression, "compression", true, "permessage-deflate for WebSocket clients that offer it: each push compressed once for all of them")
 	fs.DurationVar(&c.WS.PingInterval, "ping-interval", 25*time.Second, "idle time before the server pings")
 	fs.DurationVar(&c.WS.PongTimeout, "pong-timeout", 10*time.Second, "time to answer a ping before being closed")
 	fs.DurationVar(&c.Conn.CloseTimeout, "close-timeout", 5*time.Second, "time the peer has to answer a close frame")

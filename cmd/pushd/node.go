@@ -104,6 +104,7 @@ func startNode(cfg *config, p *parts, log *slog.Logger) (n *node, err error) {
 		Refused:        adm.Refused,
 		Hub:            n.hub.Stats,
 		PublishLatency: publishLatency,
+		Deflate:        ws.CompressionStats,
 	}))
 	a := api.New(api.Config{
 		Hub:            n.hub,

@@ -15,6 +15,7 @@ import (
 
 	"github.com/pushd/pushd/conn"
 	"github.com/pushd/pushd/conn/session"
+	"github.com/pushd/pushd/conn/ws"
 	"github.com/pushd/pushd/topics"
 	"github.com/pushd/pushd/topics/metric"
 )
@@ -29,6 +30,9 @@ type Sources struct {
 	// PublishLatency is the HTTP publish handler's latency histogram
 	// (seconds); nil: none.
 	PublishLatency *metric.Histogram
+	// Deflate returns the permessage-deflate counters of pushes (each
+	// counted once) and of per-connection frames; nil: none.
+	Deflate func() (pushes, frames *ws.DeflateStats)
 }
 
 // Collector is a prometheus.Collector over Sources. Safe for concurrent
@@ -93,6 +97,10 @@ var (
 	dLatency          = desc("pushd_delivery_latency_seconds", "From a message's arrival from the broker to the end of the event-loop batch that wrote it to its local subscribers.")
 	dPerWritev        = desc("pushd_pushes_per_writev", "Pushes written per writev call.")
 	dPublishLatency   = desc("pushd_http_publish_duration_seconds", "POST /v1/publish handling time, until the broker confirmed the messages.")
+	dDeflateIn        = desc("pushd_deflate_in_bytes_total", "Bytes given to permessage-deflate, by kind: pushes (each once, however many subscribers) or frames (replies, echo).", "kind")
+	dDeflateOut       = desc("pushd_deflate_out_bytes_total", "Compressed bytes permessage-deflate produced, by kind.", "kind")
+	dDeflateSkipped   = desc("pushd_deflate_skipped_total", "Messages for compressing clients sent uncompressed: too small, or not made smaller, by kind.", "kind")
+	dInflated         = desc("pushd_inflated_messages_total", "Compressed client messages inflated.")
 )
 
 var all = []*prometheus.Desc{
@@ -100,7 +108,7 @@ var all = []*prometheus.Desc{
 	dRateLimited, dPingsSent, dCloses, dLimitRejections, dAuthFailures, dForbidden, dClientPublishes,
 	dTopics, dSubscriptions, dNATSSubs, dMessagesIn, dEncoded, dEncodings, dHandoffs, dDeliveries,
 	dFramesWritten, dWritevCalls, dDropped, dReconnects, dConnected, dBrokerRequests, dLatency,
-	dPerWritev, dPublishLatency,
+	dPerWritev, dPublishLatency, dDeflateIn, dDeflateOut, dDeflateSkipped, dInflated,
 }
 
 // Describe implements prometheus.Collector.
@@ -179,5 +187,17 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	hist(dLatency, st.Latency)
 	if c.src.PublishLatency != nil {
 		hist(dPublishLatency, c.src.PublishLatency.Snapshot())
+	}
+	if c.src.Deflate != nil {
+		pushes, frames := c.src.Deflate()
+		for _, k := range []struct {
+			kind string
+			st   *ws.DeflateStats
+		}{{"pushes", pushes}, {"frames", frames}} {
+			counter(dDeflateIn, k.st.In.Load(), k.kind)
+			counter(dDeflateOut, k.st.Out.Load(), k.kind)
+			counter(dDeflateSkipped, k.st.Skipped.Load(), k.kind)
+		}
+		counter(dInflated, frames.Inflated.Load())
 	}
 }

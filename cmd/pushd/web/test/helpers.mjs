@@ -115,10 +115,12 @@ export class Pushd {
     return JSON.parse(body);
   }
 
-  /** metric returns a gauge or counter from /metrics. */
+  /** metric returns a gauge or counter from /metrics; name may carry its
+   * labels as exposed, e.g. `pushd_deflate_in_bytes_total{kind="pushes"}`. */
   async metric(name) {
     const text = await (await fetch(`http://127.0.0.1:${this.apiPort}/metrics`)).text();
-    const m = new RegExp(`^${name} (\\S+)$`, "m").exec(text);
+    const quoted = name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+    const m = new RegExp(`^${quoted} (\\S+)$`, "m").exec(text);
     if (!m) throw new Error(`metric ${name} not found`);
     return Number(m[1]);
   }
