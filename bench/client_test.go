@@ -114,8 +114,8 @@ func dialFrom(addr string, src net.IP) (net.Conn, error) {
 
 // request dials addr from src, sends req and reads the response head byte
 // by byte, so no frame or event bytes are swallowed; the status line must
-// start with want.
-func request(addr string, src net.IP, req, want string) (net.Conn, error) {
+// start with want, and the head must contain every string of has.
+func request(addr string, src net.IP, req, want string, has ...string) (net.Conn, error) {
 	c, err := dialFrom(addr, src)
 	if err != nil {
 		return nil, err
@@ -137,6 +137,12 @@ func request(addr string, src net.IP, req, want string) (net.Conn, error) {
 		c.Close()
 		return nil, fmt.Errorf("refused: %q", head)
 	}
+	for _, h := range has {
+		if !bytes.Contains(head, []byte(h)) {
+			c.Close()
+			return nil, fmt.Errorf("response without %q: %q", h, head)
+		}
+	}
 	return c, nil
 }
 
@@ -157,12 +163,15 @@ func sioJoin(c net.Conn, topic string) error {
 // hand-written upgrade request, and waits for the 101.
 func dialWS(addr, path string, src net.IP) (net.Conn, error) {
 	ext := ""
+	var has []string
 	if os.Getenv("BENCH_DEFLATE") == "1" {
-		// Offered as a browser does; compressed pushes are counted, not inflated.
+		// Offered as a browser does; compressed pushes are counted, not
+		// inflated. The server must accept it.
 		ext = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+		has = append(has, "permessage-deflate")
 	}
 	return request(addr, src, "GET "+path+" HTTP/1.1\r\nHost: bench\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"+ext+"\r\n", "HTTP/1.1 101")
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"+ext+"\r\n", "HTTP/1.1 101", has...)
 }
 
 // dialSSE opens an SSE stream from the given source address and waits for
