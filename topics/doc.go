@@ -6,6 +6,23 @@
 // with a Deliver method, and a Loop is anything that can run a function on
 // its own goroutine.
 //
+// # Durable topics
+//
+// A topic the broker keeps a history of (broker.Broker.Retention) has a
+// durable state per period of interest (durable.go): messages are
+// dispatched only as an unbroken chain of the history (a gap is repaired
+// from the history first, or reported through LossNotifier), the chain's
+// tail is a per-node cache, and Shard.Resume replays what a subscriber
+// missed, from the cache or from one history read shared by every
+// subscriber waiting for the same topic, before its live messages:
+//
+//	broker worker ── Deliver(m, Prev) ──► durable.mu: Prev == head? dispatch + cache
+//	                                          │ no: hold; repair goroutine reads (head, …] → dispatch, then the held
+//	Shard.Resume (loop) ── catchUp ──────────► durable.mu: cache covers the position? outcome + replay now
+//	                                          │ no: wait for the shared history read (fetch goroutine)
+//	                                          ▼ outcome queued on the shard under durable.mu, ordered with dispatches
+//	loop: drain ── control item → done(outcomes) → replay → held live → live
+//
 // # Data flow
 //
 //	NATS reader goroutine (nats.go)
@@ -27,7 +44,10 @@
 //	Hub config, partitions, workers        immutable after New
 //	partition.topics, topicState.nsub,     partition.mu (write: first/last local
 //	topicState.shards (copy-on-write)        subscriber of a topic; read: the worker)
-//	topicState.seq                         the partition's worker goroutine
+//	topicState.seq                         the partition's worker goroutine (durable: durable.mu)
+//	durable (chain, head, held, waiters)   durable.mu
+//	Subscription.pos and .wait, resume     the Shard's loop goroutine
+//	batches, Shard.after
 //	Shard.topics, shardTopic.subs,         the Shard's loop goroutine
 //	Subscription.idx, Shard.spare
 //	Shard.queue, scheduled, stopped        Shard.mu (workers append, the drain swaps)
@@ -35,11 +55,15 @@
 //
 // # Lock order
 //
-// partition.mu is taken before nats.go's own connection lock (Subscribe and
-// Unsubscribe call nats while holding it, so the first-subscriber and
-// last-subscriber decisions and the upstream subscription change are one
-// atomic step). Shard.mu is a leaf: nothing else is locked while it is held,
-// and no lock is held while calling Loop.Execute. Hub.shardsMu is a leaf too.
+// durable.mu is taken before partition.mu (read, for the shard list of a
+// dispatch) and Shard.mu (to queue); so nothing holding partition.mu may
+// take durable.mu: a period of interest's durable state is closed after the
+// partition lock is released. partition.mu is taken before the broker's
+// locks and nats.go's connection lock (Subscribe and Unsubscribe call the
+// broker while holding it, so the first-subscriber and last-subscriber
+// decisions and the upstream subscription change are one atomic step).
+// Shard.mu is a leaf: nothing else is locked while it is held, and no lock
+// is held while calling Loop.Execute. Hub.shardsMu is a leaf too.
 // The fan-out path takes one partition read lock per message and one
 // Shard.mu per (message, shard); it takes no lock per subscriber.
 package topics

@@ -47,8 +47,7 @@ func startJS(tb testing.TB) *server.Server {
 // newDurableHub returns a Hub on a real jsbroker.Broker on nc.
 func newDurableHub(tb testing.TB, nc *nats.Conn, jcfg jsbroker.Config, cfg Config) (*Hub, *jsbroker.Broker) {
 	tb.Helper()
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	jcfg.Logger, cfg.Logger = quiet, quiet
+	jcfg.Logger, cfg.Logger = quietLogger(), quietLogger()
 	if jcfg.CheckInterval == 0 {
 		jcfg.CheckInterval = time.Hour // tests that want checks ask for them
 	}
@@ -64,6 +63,8 @@ func newDurableHub(tb testing.TB, nc *nats.Conn, jcfg jsbroker.Config, cfg Confi
 	tb.Cleanup(h.Close)
 	return h, b
 }
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 func userHistory(size int64) []jsbroker.Pattern {
 	return []jsbroker.Pattern{{Topics: "user.>", Size: size}}
