@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pushd/pushd/conn"
+	"github.com/pushd/pushd/conn/ws"
 )
 
 // BenchmarkFanout publishes b.N messages through NATS to subscribers on
@@ -32,7 +33,7 @@ func BenchmarkFanout(b *testing.B) {
 }
 
 func benchFanout(b *testing.B, topics, subsPerTopic, loops int) {
-	n := startNode(b, loops, conn.Config{MaxOutbound: 8 << 20})
+	n := startNode(b, loops, conn.Config{MaxOutbound: 8 << 20}, ws.Config{})
 	total := topics * subsPerTopic
 	cl := startClients(b, n.srv.Addr(), "/ws?topics=fan.%d", total, topics)
 	waitFor(b, "subscriptions", time.Minute, func() bool { return n.hub.Stats().Subscriptions == int64(total) })

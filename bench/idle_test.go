@@ -5,11 +5,12 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/pushd/pushd/conn"
+	"github.com/pushd/pushd/conn/ws"
+	"github.com/pushd/pushd/loadtest/procstat"
 )
 
 // BenchmarkIdleMemory holds BENCH_IDLE_CONNS (default 19,000) subscribed
@@ -28,10 +29,10 @@ func BenchmarkIdleMemory(b *testing.B) {
 		n = v
 	}
 	const ping = 2 * time.Second
-	nd := startNode(b, 1, conn.Config{PingInterval: ping, PongTimeout: ping})
+	nd := startNode(b, 1, conn.Config{}, ws.Config{PingInterval: ping, PongTimeout: ping})
 	runtime.GC()
 	debug.FreeOSMemory()
-	rss0, heap0 := rssBytes(), liveHeap()
+	rss0, heap0 := procstat.SelfRSS(), liveHeap()
 	cl := startClients(b, nd.srv.Addr(), "/ws?topics=idle.%d", n, 100)
 	waitFor(b, "subscriptions", time.Minute, func() bool { return nd.hub.Stats().Subscriptions == int64(n) })
 	pings0 := nd.srv.Metrics().PingsSent.Load()
@@ -44,7 +45,7 @@ func BenchmarkIdleMemory(b *testing.B) {
 		b.Fatalf("only %d pings sent to %d connections during two cycles", sent, n)
 	}
 	runtime.GC()
-	rss1, heap1 := rssBytes(), liveHeap()
+	rss1, heap1 := procstat.SelfRSS(), liveHeap()
 	b.ReportMetric(float64(rss1-rss0)/float64(n), "rss-B/conn")
 	b.ReportMetric(float64(heap1-heap0)/float64(n), "heap-B/conn")
 	b.ReportMetric(float64(n), "conns")
@@ -55,19 +56,4 @@ func liveHeap() int64 {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return int64(ms.HeapAlloc)
-}
-
-// rssBytes returns this process's VmRSS.
-func rssBytes() int64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.Fields(v)[0], 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
 }

@@ -12,6 +12,8 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/pushd/pushd/conn"
+	"github.com/pushd/pushd/conn/session"
+	"github.com/pushd/pushd/conn/ws"
 	"github.com/pushd/pushd/netpoll"
 	"github.com/pushd/pushd/topics"
 	"github.com/pushd/pushd/topics/broker/natsbroker"
@@ -26,7 +28,9 @@ type node struct {
 	srv *netpoll.Server
 }
 
-func startNode(tb testing.TB, loops int, cc conn.Config) *node {
+// startNode starts it with loops event loops, the v1 protocol at /ws
+// (anonymous clients), cc's connection limits and wc's WebSocket settings.
+func startNode(tb testing.TB, loops int, cc conn.Config, wc ws.Config) *node {
 	tb.Helper()
 	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true})
 	if err != nil {
@@ -51,7 +55,11 @@ func startNode(tb testing.TB, loops int, cc conn.Config) *node {
 	if n.hub, err = topics.New(b, topics.Config{Logger: quiet}); err != nil {
 		tb.Fatal(err)
 	}
-	n.srv, err = netpoll.Start(netpoll.Config{Addr: "127.0.0.1:0", Loops: loops, Hub: n.hub, Conn: cc, Logger: quiet})
+	n.srv, err = netpoll.Start(netpoll.Config{
+		Addr: "127.0.0.1:0", Loops: loops, Hub: n.hub, Conn: cc, Logger: quiet,
+		Routes: []conn.Route{ws.V1Route("/ws", wc, nil, session.Config{}, new(session.Metrics))},
+		Tick:   conn.TickFor(cc.HandshakeTimeout, cc.CloseTimeout, wc.PingInterval, wc.PongTimeout),
+	})
 	if err != nil {
 		tb.Fatal(err)
 	}

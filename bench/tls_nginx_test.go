@@ -25,6 +25,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/pushd/pushd/conn"
+	"github.com/pushd/pushd/conn/ws"
 )
 
 // TestTLSThroughNginx checks the wss:// deployment that docs/security.md
@@ -36,7 +37,7 @@ import (
 // by CI, which installs it), in which case a missing nginx fails the test.
 func TestTLSThroughNginx(t *testing.T) {
 	nginx := findNginx(t)
-	n := startNode(t, 1, conn.Config{})
+	n := startNode(t, 1, conn.Config{}, ws.Config{})
 	dir := t.TempDir()
 	pool := writeSelfSignedCert(t, dir)
 	port := freePort(t)

@@ -1,9 +1,27 @@
-// Package codec holds pushd's pure functions over bytes: the HTTP upgrade
-// request parser and its responses (RFC 6455 §4), WebSocket frame headers,
-// masking, close payloads and UTF-8 validation (§5–§8), and the JSON
-// messages of pushd's client protocol v1 (docs/protocol.md).
+// Package codec holds pushd's pure functions over bytes:
+//
+//   - HTTP/1.1: the WebSocket upgrade parser ParseUpgrade and its responses
+//     (RFC 6455 §4); the general request-head parser ParseRequest for the
+//     plain HTTP transports, with CheckUpgrade to validate an upgrade parsed
+//     that way; response builders (AppendResponse, AppendResponseHead,
+//     AppendHTTPError and its keep-alive variant); CookieValue (RFC 6265).
+//   - WebSocket frames: headers, masking, close payloads and UTF-8
+//     validation (RFC 6455 §5–§8).
+//   - pushd's client protocol v1, JSON messages (docs/protocol.md).
+//   - Engine.IO protocol 4 packets and long-polling payloads, and Socket.IO
+//     protocol 5 packets (EIO*, SIO*), text only: binary packets are
+//     recognised and refused with their own errors.
+//   - Server-Sent Events (WHATWG HTML §9.2): events, comments, retry and the
+//     event-stream response head (SSE*).
+//
+// Parsers of bytes that arrive in pieces (ParseUpgrade, ParseRequest,
+// ParseHeader) answer ErrNeedMore or ErrShortHeader until they have enough,
+// and their answer never depends on how the stream was split. Rejections
+// carry the answer to send: *HandshakeError (alias HTTPError) the HTTP
+// status, *CloseError the close code, *ProtoError the protocol error.
 //
 // Nothing here does I/O, starts goroutines or keeps global mutable state, so
 // every function may be called from any goroutine. Hot-path functions take a
-// caller's buffer (Append*) and do not allocate.
+// caller's buffer (Append*) and do not allocate; decoders return slices of
+// their input where they can.
 package codec

@@ -70,7 +70,7 @@ func checkParseHeaderAgainstRef(t *testing.T, want ws.Header, wire []byte) {
 		t.Fatalf("reference decoder disagrees with reference encoder: %+v, %v", refH, refErr)
 	}
 	// Trailing payload bytes must not change the result.
-	withPayload := append(append([]byte(nil), wire...), 0xff, 0x00, 0x81)
+	withPayload := append(bytes.Clone(wire), 0xff, 0x00, 0x81)
 	for _, p := range [][]byte{wire, withPayload} {
 		h, n, err := codec.ParseHeader(p)
 		if err != nil || h != want || n != refN || n != len(wire) {

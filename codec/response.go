@@ -3,8 +3,6 @@ package codec
 import (
 	"crypto/sha1"
 	"encoding/base64"
-	"net/http"
-	"strconv"
 )
 
 // acceptGUID is appended to the client's key before hashing (RFC 6455 §1.3,
@@ -61,32 +59,7 @@ func AppendUpgradeResponse(dst []byte, key, protocol string) []byte {
 // guard costs nothing). The connection is meant to be closed after it is
 // written. It does not allocate when dst has room. AppendHTTPError is pure.
 func AppendHTTPError(dst []byte, status int, reason string, header ...[2]string) []byte {
-	if status < 100 || status > 599 {
-		status = http.StatusInternalServerError
-	}
-	text := http.StatusText(status)
-	if text == "" {
-		text = "Unknown"
-	}
-	dst = append(dst, "HTTP/1.1 "...)
-	dst = strconv.AppendInt(dst, int64(status), 10)
-	dst = append(dst, ' ')
-	dst = append(dst, text...)
-	dst = append(dst, "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: "...)
-	dst = strconv.AppendInt(dst, int64(len(reason)+1), 10)
-	dst = append(dst, "\r\nConnection: close\r\n"...)
-	for _, kv := range header {
-		if !isToken(kv[0]) {
-			continue
-		}
-		dst = append(dst, kv[0]...)
-		dst = append(dst, ": "...)
-		dst = appendHeaderValue(dst, kv[1])
-		dst = append(dst, "\r\n"...)
-	}
-	dst = append(dst, "\r\n"...)
-	dst = append(dst, reason...)
-	return append(dst, '\n')
+	return appendHTTPError(dst, status, reason, true, header)
 }
 
 // appendHeaderValue appends v without the control characters (other than

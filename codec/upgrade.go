@@ -10,7 +10,7 @@ import (
 
 // ErrNeedMore means the bytes seen so far hold no complete request head yet.
 // It is a normal answer on a non-blocking socket: keep the bytes and call
-// ParseUpgrade again when more arrive.
+// ParseUpgrade or ParseRequest again when more arrive.
 var ErrNeedMore = errors.New("codec: need more bytes")
 
 // Default limits of UpgradeLimits.
@@ -39,9 +39,9 @@ type Request struct {
 	Headers       int      // number of header fields
 }
 
-// HandshakeError is a rejected upgrade request: the HTTP status to answer
-// with, a short reason for the response body and logs, and extra response
-// headers. Reason never contains request header values, which may be secret.
+// HandshakeError is a rejected upgrade request (or, as HTTPError, any
+// request ParseRequest rejects): the HTTP status to answer with, a short
+// reason for the response body and logs, and extra response headers. Reason never contains request header values, which may be secret.
 // Write the answer with AppendHTTPError(dst, e.Status, e.Reason, e.Header...).
 type HandshakeError struct {
 	Status int
@@ -97,6 +97,30 @@ func ParseUpgrade(p []byte, lim UpgradeLimits) (req Request, n int, err error) {
 	if maxHeaders <= 0 {
 		maxHeaders = DefaultMaxHeaders
 	}
+	var h upgradeHeaders
+	fields, n, err := scanHead(p, maxBytes, maxHeaders, h.requestLine, h.add)
+	if err != nil {
+		return Request{}, 0, err
+	}
+	if herr := h.check(); herr != nil {
+		return Request{}, 0, herr
+	}
+	return h.request(fields), n, nil
+}
+
+// scanHead walks the request head at the start of p line by line for
+// ParseUpgrade and ParseRequest: it hands the request line to requestLine
+// and each header line to header as soon as the line is complete, so a
+// request that is already wrong is answered without waiting for the rest.
+// On reaching the blank line it returns the number of header fields and the
+// length of the head; the checks that need the whole head are the caller's.
+//
+// It returns ErrNeedMore while the first maxBytes bytes of p hold no complete
+// head and len(p) <= maxBytes, a 431 when the head is longer than maxBytes or
+// has more than maxHeaders fields, a 400 for a line not ended by CRLF, and
+// whatever requestLine or header return. The callbacks must not keep line
+// beyond the call, except as slices of p the caller copies before returning.
+func scanHead(p []byte, maxBytes, maxHeaders int, requestLine, header func(line []byte) *HandshakeError) (fields, n int, err error) {
 	w := p
 	if len(w) > maxBytes {
 		w = w[:maxBytes]
@@ -107,7 +131,6 @@ func ParseUpgrade(p []byte, lim UpgradeLimits) (req Request, n int, err error) {
 		incomplete = &HandshakeError{Status: 431, Reason: "request header too large"}
 	}
 
-	var h upgradeHeaders
 	pos := 0
 	for lineNo := 0; ; lineNo++ {
 		i := bytes.IndexByte(w[pos:], '\n')
@@ -115,35 +138,32 @@ func ParseUpgrade(p []byte, lim UpgradeLimits) (req Request, n int, err error) {
 			if lineNo == 0 && !methodPrefixOK(w) {
 				// Not HTTP at all (a TLS ClientHello, say): answer now rather
 				// than wait for a line end that may never come.
-				return Request{}, 0, errMalformedRequestLine()
+				return 0, 0, errMalformedRequestLine()
 			}
-			return Request{}, 0, incomplete
+			return 0, 0, incomplete
 		}
 		end := pos + i // index of the '\n'
 		if i == 0 || w[end-1] != '\r' {
 			if lineNo == 0 {
 				// The same answer methodPrefixOK's check gives for this line.
-				return Request{}, 0, errMalformedRequestLine()
+				return 0, 0, errMalformedRequestLine()
 			}
-			return Request{}, 0, badRequest("line not terminated by CRLF")
+			return 0, 0, badRequest("line not terminated by CRLF")
 		}
 		line := w[pos : end-1]
 		pos = end + 1
 		switch {
 		case lineNo == 0:
-			if herr := h.requestLine(line); herr != nil {
-				return Request{}, 0, herr
+			if herr := requestLine(line); herr != nil {
+				return 0, 0, herr
 			}
 		case len(line) == 0:
-			if herr := h.check(); herr != nil {
-				return Request{}, 0, herr
-			}
-			return h.request(lineNo - 1), pos, nil
+			return lineNo - 1, pos, nil
 		case lineNo > maxHeaders:
-			return Request{}, 0, &HandshakeError{Status: 431, Reason: "too many header fields"}
+			return 0, 0, &HandshakeError{Status: 431, Reason: "too many header fields"}
 		default:
-			if herr := h.add(line); herr != nil {
-				return Request{}, 0, herr
+			if herr := header(line); herr != nil {
+				return 0, 0, herr
 			}
 		}
 	}
@@ -190,27 +210,34 @@ func (h *upgradeHeaders) requestLine(line []byte) *HandshakeError {
 	if string(method) != "GET" {
 		return &HandshakeError{Status: 405, Reason: "method not allowed", Header: [][2]string{{"Allow", "GET"}}}
 	}
+	path, query, herr := parseTarget(target)
+	h.path, h.query = path, query
+	return herr
+}
+
+// parseTarget checks an origin-form request-target (RFC 7230 §5.3.1) and
+// splits it at the first '?' into the path and the undecoded query.
+func parseTarget(target []byte) (path, query []byte, herr *HandshakeError) {
 	if len(target) == 0 || target[0] != '/' {
-		return badRequest("request target must be a path")
+		return nil, nil, badRequest("request target must be a path")
 	}
 	for _, c := range target {
 		// RFC 3986 characters are all visible ASCII; '#' never reaches a server.
 		if c <= ' ' || c >= 0x7f || c == '#' {
-			return badRequest("invalid character in request target")
+			return nil, nil, badRequest("invalid character in request target")
 		}
 	}
-	path, query, _ := bytes.Cut(target, []byte{'?'})
+	path, query, _ = bytes.Cut(target, []byte{'?'})
 	if !validEscapes(path) {
 		// RFC 3986 §2.1. The query is left to the caller's parser, which can
 		// reject or tolerate a stray '%' per parameter.
-		return badRequest("malformed percent-encoding in path")
+		return nil, nil, badRequest("malformed percent-encoding in path")
 	}
-	h.path, h.query = path, query
-	return nil
+	return path, query, nil
 }
 
 // validEscapes reports whether every '%' in b starts a "%XX" escape.
-func validEscapes(b []byte) bool {
+func validEscapes[T string | []byte](b T) bool {
 	for i := 0; i < len(b); i++ {
 		if b[i] == '%' {
 			if i+2 >= len(b) || !isHex(b[i+1]) || !isHex(b[i+2]) {
@@ -238,22 +265,9 @@ type upgradeHeaders struct {
 // add checks one header line (RFC 7230 §3.2) and records it if ParseUpgrade
 // needs it.
 func (h *upgradeHeaders) add(line []byte) *HandshakeError {
-	colon := bytes.IndexByte(line, ':')
-	if colon <= 0 {
-		// Also rejects obsolete line folding (a line starting with SP or HT),
-		// which RFC 7230 §3.2.4 tells servers to reject.
-		return badRequest("malformed header line")
-	}
-	name := line[:colon]
-	if !isToken(name) {
-		// Includes whitespace before the colon, RFC 7230 §3.2.4.
-		return badRequest("malformed header name")
-	}
-	value := trimOWS(line[colon+1:])
-	for _, c := range value {
-		if c < ' ' && c != '\t' || c == 0x7f {
-			return badRequest("invalid character in header value")
-		}
+	name, value, herr := splitHeaderLine(line)
+	if herr != nil {
+		return herr
 	}
 	var dup string // name of a header seen twice that must not repeat
 	switch {
@@ -308,6 +322,29 @@ func (h *upgradeHeaders) add(line []byte) *HandshakeError {
 		return badRequest("repeated " + dup + " header")
 	}
 	return nil
+}
+
+// splitHeaderLine checks one header line (RFC 7230 §3.2) and returns its
+// name and its value without surrounding whitespace.
+func splitHeaderLine(line []byte) (name, value []byte, herr *HandshakeError) {
+	colon := bytes.IndexByte(line, ':')
+	if colon <= 0 {
+		// Also rejects obsolete line folding (a line starting with SP or HT),
+		// which RFC 7230 §3.2.4 tells servers to reject.
+		return nil, nil, badRequest("malformed header line")
+	}
+	name = line[:colon]
+	if !isToken(name) {
+		// Includes whitespace before the colon, RFC 7230 §3.2.4.
+		return nil, nil, badRequest("malformed header name")
+	}
+	value = trimOWS(line[colon+1:])
+	for _, c := range value {
+		if c < ' ' && c != '\t' || c == 0x7f {
+			return nil, nil, badRequest("invalid character in header value")
+		}
+	}
+	return name, value, nil
 }
 
 // check applies the checks that need the whole head.
@@ -390,13 +427,15 @@ func repeated(seen bool, name string) string {
 
 // validKey reports whether key is a valid Sec-WebSocket-Key: base64 that
 // decodes to exactly 16 bytes (§4.1 item 7, §4.2.1 item 5).
-func validKey(key []byte) bool {
+func validKey[T string | []byte](key T) bool {
 	const encodedLen = 24 // base64 of 16 bytes, with "==" padding
 	if len(key) != encodedLen {
 		return false
 	}
 	var buf [18]byte // base64.StdEncoding.DecodedLen(24)
-	n, err := base64.StdEncoding.Decode(buf[:], key)
+	var in [encodedLen]byte
+	copy(in[:], key)
+	n, err := base64.StdEncoding.Decode(buf[:], in[:])
 	return err == nil && n == 16
 }
 

@@ -1,7 +1,10 @@
-// Package conn is the state machine of one WebSocket connection
-// (handshake → open → closing → closed), the per-event-loop environment that
-// its connections share (timing wheel, outbox, scratch buffers), and the
-// pushd protocol session on top of it.
+// Package conn is the transport-neutral core of one event loop's
+// connections: the per-loop environment (timing wheel, push outbox, scratch
+// buffers, endpoint table) and the base of every connection (its socket,
+// timer, queued pushes and life-cycle state). A connection starts by
+// sending an HTTP/1.1 request head; the endpoint table routes it by path to
+// an Endpoint, whose Proto (the WebSocket state machine in conn/ws, later
+// SSE or Engine.IO) handles the connection from then on.
 //
 // Everything here belongs to one event loop and is touched only from that
 // loop's goroutine, unless a doc comment says otherwise. conn knows nothing
@@ -11,8 +14,6 @@ package conn
 import (
 	"errors"
 
-	"github.com/gobwas/ws"
-	"github.com/valyala/bytebufferpool"
 	"golang.org/x/sys/unix"
 
 	"github.com/pushd/pushd/codec"
@@ -45,63 +46,97 @@ type State uint8
 
 // The states of a connection.
 const (
-	StateHandshake State = iota // waiting for a complete upgrade request
-	StateOpen                   // upgraded; frames flow both ways
-	StateClosing                // we sent a close frame and wait for the peer's
-	StateFailed                 // we failed the connection; input is discarded until EOF
+	StateHandshake State = iota // waiting for a complete request head
+	StateOpen                   // accepted by an endpoint; its Proto runs
+	StateClosing                // the Proto said goodbye (e.g. a close frame) and waits for the peer
+	StateFailed                 // the connection failed; input is discarded until EOF
 	StateClosed                 // the transport is closed; nothing may be written
 )
 
 // Conn flags.
 const (
-	flagAwaitPong uint8 = 1 << iota // a heartbeat ping is unanswered
-	flagCloseReq                    // the transport has been asked to close
-	flagInMessage                   // a fragmented data message is open
+	flagCloseReq uint8 = 1 << iota // the transport has been asked to close
 )
 
-// Conn is one connection. It implements topics.Subscriber.
+// Conn is the base of one connection, whatever its protocol. It implements
+// topics.Subscriber: pushes are queued in the loop's outbox in the
+// connection's Format and written by the loop's Flush.
 type Conn struct {
 	// Immutable after Loop.Open.
 	l  *Loop
 	tr Transport
 
 	// Owned by the loop goroutine.
-	h          Handler
-	timer      wheel.Node[Conn]
-	state      State
-	flags      uint8
-	msgOp      ws.OpCode
-	lastActive uint32 // wheel tick of the last inbound frame
-	utf8       codec.UTF8
-	idx        int32 // position in l.conns
-	qhead      int32 // first queued push in l.out (1-based; 0 = none)
-	qtail      int32
-	msg        *bytebufferpool.ByteBuffer // non-nil only while a fragmented message is open
+	proto  Proto          // nil until an endpoint accepted the request head
+	format *topics.Format // push encoding; nil: the connection takes no pushes
+	timer  wheel.Node[Conn]
+	state  State
+	flags  uint8
+	idx    int32 // position in l.conns
+	qhead  int32 // first queued push in l.out (1-based; 0 = none)
+	qtail  int32
+}
 
-	// Protocol session state, owned by the loop goroutine; unused on the
-	// echo endpoint.
-	subs    []*topics.Subscription
-	tokens  float32 // command rate-limit bucket
-	refill  uint32  // wheel tick of the last refill
-	strikes uint16  // commands refused in a row
-	ident   Identity
-	expires uint64 // wheel tick at which the credentials expire; 0 = never
+// Proto is the protocol that runs on a connection once an Endpoint has
+// accepted its request head: the WebSocket state machine, an SSE stream, an
+// Engine.IO transport. Every method runs on the loop goroutine and receives
+// the connection, so a Proto needs no pointer back to it.
+type Proto interface {
+	// Feed processes bytes received after the request head, starting with
+	// the first byte not yet consumed, and returns how many it consumed;
+	// the caller keeps the rest and calls again when more arrive. It is
+	// called only while the state is StateOpen or StateClosing.
+	Feed(c *Conn, p []byte) int
+	// Timer runs when the connection's timer fires in StateOpen.
+	Timer(c *Conn)
+	// Send writes one complete application message (for the v1 protocol,
+	// a JSON object) in the protocol's framing, and reports whether the
+	// connection is still usable.
+	Send(c *Conn, p []byte) bool
+	// Close ends the connection with a protocol-level reason: code is a
+	// pushd close code (docs/protocol.md §6), which the protocol maps onto
+	// its own means (a WebSocket close frame, an SSE event, …).
+	Close(c *Conn, code codec.StatusCode, reason string)
+	// SlowConsumer runs once when the connection's unsent bytes pass
+	// Config.MaxOutbound while it is open; it must stop the connection
+	// taking pushes (for example by closing it), as the policy requires.
+	SlowConsumer(c *Conn)
+	// Closed runs once when the transport has closed, for any reason.
+	Closed(c *Conn)
 }
 
 // State returns the connection's state. Loop goroutine only.
 func (c *Conn) State() State { return c.state }
 
+// SetState moves the connection to s, one of StateOpen, StateClosing or
+// StateFailed. A Proto calls it as its protocol's life cycle moves on;
+// nothing is written once the state leaves StateOpen except by the Proto's
+// own final writes (WriteFinal). Loop goroutine only.
+func (c *Conn) SetState(s State) {
+	if c.state != StateClosed {
+		c.state = s
+	}
+}
+
 // Loop returns the loop the connection belongs to. Any goroutine.
 func (c *Conn) Loop() *Loop { return c.l }
 
+// Proto returns the protocol running on the connection, nil before an
+// endpoint accepted it. Loop goroutine only.
+func (c *Conn) Proto() Proto { return c.proto }
+
+// SetFormat sets the wire format of the pushes this connection takes; nil
+// stops it taking any. Loop goroutine only.
+func (c *Conn) SetFormat(f *topics.Format) { c.format = f }
+
 // Feed processes bytes received from the peer, starting with the first byte
 // not yet consumed. It returns how many bytes it consumed; the caller keeps
-// the rest (a partial request or frame) and calls Feed again when more
+// the rest (a partial request head or frame) and calls Feed again when more
 // arrive. close reports that the transport should be closed now, after what
 // was written is flushed. Feed never blocks. Loop goroutine only.
 //
-// Feed unmasks frames in place, so p must be writable and not used by the
-// caller for anything else afterwards.
+// A Proto may modify p in place (WebSocket unmasks frames in place), so p
+// must be writable and not used by the caller for anything else afterwards.
 func (c *Conn) Feed(p []byte) (n int, close bool) {
 	c.l.feeding = c
 	c.l.cur = c.l.tickOf(c.l.clock())
@@ -110,7 +145,7 @@ func (c *Conn) Feed(p []byte) (n int, close bool) {
 		n = c.handshake(p)
 	}
 	for c.state == StateOpen || c.state == StateClosing {
-		m := c.frame(p[n:])
+		m := c.proto.Feed(c, p[n:])
 		if m == 0 {
 			break
 		}
@@ -135,243 +170,51 @@ func (c *Conn) handshake(p []byte) int {
 		if !errors.As(err, &he) {
 			he = &codec.HandshakeError{Status: 400, Reason: "bad request"}
 		}
-		c.reject(he)
+		c.Reject(he)
 		return len(p)
 	}
-	h, id, proto, herr := c.l.route(&req)
-	if herr != nil {
-		c.reject(herr)
+	ep := c.l.route(req.Path)
+	if ep == nil {
+		c.Reject(&codec.HandshakeError{Status: 404, Reason: "not found"})
 		return len(p)
 	}
-	c.ident = id
-	// Count and open the connection before writing the 101, so a client
-	// that has read its 101 is already counted; if the write fails, Closed
-	// undoes both.
-	c.state = StateOpen
-	c.h = h
-	c.l.metrics.Upgrades.Add(1)
-	c.l.metrics.Open.Add(1)
-	c.lastActive = uint32(c.l.cur)
-	c.tokens = float32(c.l.cfg.CommandBurst)
-	c.refill = uint32(c.l.cur)
-	if id != nil {
-		if exp := id.Expiry(); !exp.IsZero() {
-			// The tick after the one exp falls in: never before exp.
-			c.expires = max(c.l.tickOf(exp)+1, c.l.cur+1)
+	if herr := ep.Accept(c, &req); herr != nil {
+		if c.state == StateHandshake {
+			c.Reject(herr)
 		}
-	}
-	buf := codec.AppendUpgradeResponse(c.l.scratch[:0], req.Key, proto)
-	c.l.scratch = buf[:0]
-	if !c.write(buf) {
 		return len(p)
 	}
-	c.armOpen(c.l.pingTicks)
-	h.Open(c, &req)
+	if c.state != StateOpen && c.state != StateClosing {
+		return len(p) // accepted, but the answer could not be written
+	}
 	return n
 }
 
-func (c *Conn) reject(he *codec.HandshakeError) {
+// Reject answers the request head with an HTTP error and closes the
+// connection. Loop goroutine only.
+func (c *Conn) Reject(he *codec.HandshakeError) {
 	c.l.metrics.HandshakeRejected.Add(1)
 	buf := codec.AppendHTTPError(c.l.scratch[:0], he.Status, he.Reason, he.Header...)
 	c.l.scratch = buf[:0]
-	c.write(buf)
-	c.closeTransport()
+	c.Write(buf)
+	c.CloseTransport()
 }
 
-// frame handles the frame at the start of p. It returns the bytes consumed,
-// or 0 if p holds no complete frame.
-func (c *Conn) frame(p []byte) int {
-	hd, hn, err := codec.ParseHeader(p)
-	if err == codec.ErrShortHeader {
-		return 0
-	}
-	if err == nil {
-		err = codec.CheckClientHeader(hd, c.flags&flagInMessage != 0)
-	}
-	if err == nil && (hd.OpCode.IsData() || hd.OpCode == ws.OpContinuation) {
-		err = c.checkSize(hd.Length)
-	}
-	if err != nil {
-		c.fail(err)
-		return len(p)
-	}
-	total := hn + int(hd.Length)
-	if len(p) < total {
-		return 0
-	}
-	payload := p[hn:total]
-	codec.Unmask(payload, hd.Mask, 0)
-	c.lastActive = uint32(c.l.cur)
-	c.flags &^= flagAwaitPong
-	switch hd.OpCode {
-	case ws.OpPing:
-		// Pings share the command budget, so a ping flood is throttled
-		// (no pong) and then closed with 1008 like a command flood.
-		if c.state == StateOpen && c.spendToken() {
-			c.writeFrame(ws.OpPong, payload)
-		}
-	case ws.OpPong:
-	case ws.OpClose:
-		c.peerClose(payload)
-	default:
-		c.data(hd, payload)
-	}
-	return total
+// Accepted is what an Endpoint's Accept calls once it takes the connection,
+// before it writes its answer: the connection moves to StateOpen with p as
+// its protocol, and is counted as open (if the answer's write then fails,
+// Closed undoes the count). Loop goroutine only.
+func (c *Conn) Accepted(p Proto) {
+	c.proto = p
+	c.state = StateOpen
+	c.l.metrics.Upgrades.Add(1)
+	c.l.metrics.Open.Add(1)
 }
 
-// checkSize enforces the frame and message limits on a data frame's declared
-// length, before any of its payload is buffered (RFC 6455 §10.4).
-func (c *Conn) checkSize(n int64) error {
-	if n > int64(c.l.cfg.MaxFrameSize) {
-		return codec.ErrFrameTooBig
-	}
-	if c.msg != nil && int64(c.msg.Len())+n > int64(c.l.cfg.MaxMessageSize) {
-		return codec.ErrMessageTooBig
-	}
-	return nil
-}
-
-func (c *Conn) data(hd ws.Header, payload []byte) {
-	if c.state != StateOpen {
-		return // after our close frame, data is ignored (§5.5.1)
-	}
-	op := hd.OpCode
-	if op == ws.OpContinuation {
-		op = c.msgOp
-	}
-	if op == ws.OpText && !c.utf8.Write(payload) {
-		c.fail(codec.ErrInvalidUTF8)
-		return
-	}
-	switch {
-	case hd.Fin && c.msg == nil: // a whole message in one frame: no copy
-		c.message(op, payload)
-	case hd.OpCode != ws.OpContinuation: // first fragment
-		c.msg = bytebufferpool.Get()
-		c.msg.B = append(c.msg.B[:0], payload...)
-		c.msgOp = op
-		c.flags |= flagInMessage
-	default:
-		c.msg.B = append(c.msg.B, payload...)
-		if hd.Fin {
-			c.message(op, c.msg.B)
-		}
-	}
-}
-
-func (c *Conn) message(op ws.OpCode, p []byte) {
-	ok := op != ws.OpText || c.utf8.Done()
-	c.utf8.Reset()
-	if ok {
-		c.l.metrics.MessagesIn.Add(1)
-		c.h.Message(c, op, p)
-	}
-	c.endMessage()
-	if !ok {
-		c.fail(codec.ErrInvalidUTF8)
-	}
-}
-
-func (c *Conn) endMessage() {
-	if c.msg != nil {
-		bytebufferpool.Put(c.msg)
-		c.msg = nil
-	}
-	c.flags &^= flagInMessage
-}
-
-// peerClose answers the peer's close frame (RFC 6455 §5.5.1, §7.4).
-func (c *Conn) peerClose(payload []byte) {
-	if c.state != StateOpen { // the answer to our close frame
-		c.closeTransport()
-		c.state = StateFailed
-		return
-	}
-	code, _, err := codec.ParseClosePayload(payload)
-	if err != nil {
-		c.fail(err)
-		return
-	}
-	// Echo the code (an empty close gets an empty one) and close the TCP
-	// connection first, as the server should (§7.1.1).
-	c.finalClose(code, "")
-}
-
-// finalClose writes one last close frame and closes the transport. The
-// state moves first, so nothing, not even the slow-consumer policy's own
-// close frame, can follow it (§5.5.1: one close frame per side).
-func (c *Conn) finalClose(code codec.StatusCode, reason string) {
-	c.endMessage()
-	c.state = StateFailed
-	buf := codec.AppendCloseFrame(c.l.scratch[:0], code, reason)
-	c.l.scratch = buf[:0]
-	_, _ = c.tr.Write(buf)
-	c.closeTransport()
-}
-
-// fail sends a close frame for err and stops reading the connection
-// ("Fail the WebSocket Connection", §7.1.7). The write side is shut down at
-// once so the peer sees the close frame and then EOF; input is discarded
-// until the peer closes or the close timeout fires, so unread data never
-// turns our close into a reset.
-func (c *Conn) fail(err error) {
-	var ce *codec.CloseError
-	if !errors.As(err, &ce) {
-		ce = &codec.CloseError{Code: codec.StatusInternalError, Reason: "internal error"}
-	}
-	if ce.Code == codec.StatusProtocolError || ce.Code == codec.StatusInvalidPayload || ce.Code == codec.StatusMessageTooBig {
-		c.l.metrics.ProtocolErrors.Add(1)
-	}
-	switch c.state {
-	case StateOpen:
-	case StateClosing: // our close frame is out already
-		c.closeTransport()
-		c.state = StateFailed
-		return
-	default:
-		return
-	}
-	c.sendClose(ce.Code, ce.Reason)
-	if c.state != StateClosed {
-		c.state = StateFailed
-	}
-}
-
-// CloseWith starts a server-initiated close handshake with code and reason:
-// it sends the close frame, stops sending anything else, and drops the
-// connection when the peer answers or after the close timeout. Loop
-// goroutine only.
-func (c *Conn) CloseWith(code codec.StatusCode, reason string) {
-	switch c.state {
-	case StateOpen:
-		c.sendClose(code, reason)
-	case StateHandshake:
-		c.closeTransport()
-	}
-}
-
-// sendClose writes a close frame and moves to StateClosing. The close frame
-// goes behind whatever is already queued, so a client that reads its
-// backlog still learns why it was closed. If nothing is queued, the write
-// side is shut down at once, so the peer sees the close frame and then EOF;
-// either way the connection is dropped after the close timeout.
-func (c *Conn) sendClose(code codec.StatusCode, reason string) {
-	c.endMessage()
-	c.state = StateClosing // before writing: a write may re-enter via checkOutbound
-	buf := codec.AppendCloseFrame(c.l.scratch[:0], code, reason)
-	c.l.scratch = buf[:0]
-	if _, err := c.tr.Write(buf); err != nil || c.state == StateClosed {
-		return
-	}
-	if c.tr.OutboundBuffered() == 0 {
-		_ = unix.Shutdown(c.tr.Fd(), unix.SHUT_WR)
-	}
-	c.l.arm(c, c.l.closeTicks)
-}
-
-// closeTransport asks the transport to close after flushing. Inside Feed it
+// CloseTransport asks the transport to close after flushing. Inside Feed it
 // only sets a flag, and Feed's caller closes the connection synchronously.
-func (c *Conn) closeTransport() {
+// Loop goroutine only.
+func (c *Conn) CloseTransport() {
 	if c.flags&flagCloseReq == 0 && c.state != StateClosed {
 		c.flags |= flagCloseReq
 		if c.l.feeding != c {
@@ -380,15 +223,27 @@ func (c *Conn) closeTransport() {
 	}
 }
 
-// writable reports whether frames other than a close frame may be written:
-// not after our close frame (§5.5.1), nor once closing was requested.
-func (c *Conn) writable() bool {
+// ShutdownWrite half-closes the socket (SHUT_WR) if nothing is waiting to
+// be sent, so the peer reads what was written and then EOF. Loop goroutine
+// only.
+func (c *Conn) ShutdownWrite() {
+	if c.state != StateClosed && c.tr.OutboundBuffered() == 0 {
+		_ = unix.Shutdown(c.tr.Fd(), unix.SHUT_WR)
+	}
+}
+
+// Writable reports whether anything but a Proto's final write may be
+// written: only in StateHandshake or StateOpen, and not once closing was
+// requested. Loop goroutine only.
+func (c *Conn) Writable() bool {
 	return (c.state == StateHandshake || c.state == StateOpen) && c.flags&flagCloseReq == 0
 }
 
-// write writes p and reports whether the connection is still usable.
-func (c *Conn) write(p []byte) bool {
-	if !c.writable() {
+// Write writes p if the connection is writable, applies the slow-consumer
+// policy, and reports whether the connection is still usable. p may be
+// reused when Write returns. Loop goroutine only.
+func (c *Conn) Write(p []byte) bool {
+	if !c.Writable() {
 		return false
 	}
 	if _, err := c.tr.Write(p); err != nil || c.state == StateClosed {
@@ -397,123 +252,120 @@ func (c *Conn) write(p []byte) bool {
 	return c.checkOutbound()
 }
 
-// writeFrame writes one unfragmented frame. Small frames are copied into the
-// loop's scratch buffer; large ones go out with writev, without a copy.
-func (c *Conn) writeFrame(op ws.OpCode, payload []byte) bool {
-	if len(payload) <= 4096 {
-		buf := codec.AppendFrame(c.l.scratch[:0], op, true, payload)
-		c.l.scratch = buf[:0]
-		return c.write(buf)
-	}
-	if !c.writable() {
+// Writev writes bs with one writev(2) (through the loop's allocation-free
+// path) if the connection is writable, applies the slow-consumer policy,
+// and reports whether the connection is still usable. Loop goroutine only.
+func (c *Conn) Writev(bs [][]byte) bool {
+	if !c.Writable() {
 		return false
 	}
-	hdr := codec.AppendFrameHeader(c.l.hdr[:0], op, true, len(payload))
-	c.l.iov2[0], c.l.iov2[1] = hdr, payload
-	_, err := c.l.writev(c.tr, c.l.iov2[:])
-	c.l.iov2[0], c.l.iov2[1] = nil, nil
-	if err != nil || c.state == StateClosed {
+	if _, err := c.l.writev(c.tr, bs); err != nil || c.state == StateClosed {
 		return false
 	}
 	return c.checkOutbound()
 }
 
+// WriteFinal writes p whatever the state, short of closed, without the
+// slow-consumer check: a protocol's last words (a close frame) go out even
+// behind a backlog. It reports whether the write succeeded. Loop goroutine
+// only.
+func (c *Conn) WriteFinal(p []byte) bool {
+	if c.state == StateClosed {
+		return false
+	}
+	_, err := c.tr.Write(p)
+	return err == nil && c.state != StateClosed
+}
+
+// Scratch returns the loop's scratch buffer, emptied, for building one
+// write; hand it back with SetScratch (its grown capacity is kept). It is
+// shared by every connection of the loop: use it only until the write.
+// Loop goroutine only.
+func (c *Conn) Scratch() []byte { return c.l.scratch[:0] }
+
+// SetScratch hands back the buffer Scratch returned. Loop goroutine only.
+func (c *Conn) SetScratch(b []byte) { c.l.scratch = b[:0] }
+
 // checkOutbound is the slow-consumer policy, in one place: when the bytes a
-// connection has not taken exceed MaxOutbound, further pushes to it are
-// dropped (Deliver refuses them once the state leaves StateOpen) and it is
-// closed with 4000 ("slow consumer, reconnect"). The close frame is queued
-// behind the backlog; the close timeout bounds how long the backlog is kept.
-// It reports whether the connection is still usable.
+// connection has not taken exceed MaxOutbound, the connection is counted as
+// a slow consumer and its Proto stops it taking pushes (WebSocket: close
+// 4000 "slow consumer, reconnect", queued behind the backlog, which the
+// close timeout then bounds). It reports whether the connection is still
+// usable.
 func (c *Conn) checkOutbound() bool {
 	if c.tr.OutboundBuffered() <= c.l.cfg.MaxOutbound {
 		return true
 	}
 	if c.state == StateOpen {
 		c.l.metrics.SlowConsumers.Add(1)
-		c.sendClose(codec.StatusSlowConsumer, "slow consumer")
+		c.proto.SlowConsumer(c)
 	}
 	return false
 }
 
-// WriteText writes one text message. Loop goroutine only.
-func (c *Conn) WriteText(p []byte) bool { return c.writeFrame(ws.OpText, p) }
-
-// writeJSON frames the JSON that fill appends and writes it; the frame is
-// built in the loop's scratch buffer without an extra copy.
-func (c *Conn) writeJSON(fill func([]byte) []byte) bool {
-	buf := fill(append(c.l.scratch[:0], make([]byte, 10)...))
-	start := codec.PutFrameHeader(buf[:10], ws.OpText, true, len(buf)-10)
-	c.l.scratch = buf[:0]
-	return c.write(buf[start:])
+// Send writes one complete application message through the connection's
+// protocol (session.Peer). Loop goroutine only.
+func (c *Conn) Send(p []byte) bool {
+	if c.proto == nil {
+		return false
+	}
+	return c.proto.Send(c, p)
 }
 
-// PushFormat is the v1 push as one WebSocket text frame (RFC 6455 §5.6):
-// the JSON of codec.AppendPush, encoded once per message and shared by every
-// WebSocket subscriber.
-var PushFormat = topics.NewFormat("ws-v1", func(dst []byte, m *topics.Message) ([]byte, int) {
-	at := len(dst)
-	dst = codec.AppendFrameRoom(dst)
-	dst = codec.AppendPush(dst, m.Topic(), m.Seq(), m.Data())
-	return dst, codec.FinishFrame(dst, at, ws.OpText)
-})
+// Close ends the connection with a pushd close code through its protocol
+// (session.Peer). Before an endpoint accepted it, it just closes the
+// transport. Loop goroutine only.
+func (c *Conn) Close(code codec.StatusCode, reason string) {
+	switch {
+	case c.proto != nil && c.state != StateClosed:
+		c.proto.Close(c, code, reason)
+	case c.state == StateHandshake:
+		c.CloseTransport()
+	}
+}
 
-// Deliver queues a push for the next Flush. It implements topics.Subscriber.
-// Loop goroutine only.
+// Open reports whether the connection is open and takes pushes and
+// subscriptions. Loop goroutine only.
+func (c *Conn) Open() bool { return c.state == StateOpen && c.flags&flagCloseReq == 0 }
+
+// Deliver queues a push for the next Flush, in the connection's format. It
+// implements topics.Subscriber. Loop goroutine only.
 func (c *Conn) Deliver(m *topics.Message) {
-	if c.state != StateOpen || c.flags&flagCloseReq != 0 {
+	if !c.Open() || c.format == nil {
 		c.l.metrics.DroppedClosing.Add(1)
 		return
 	}
-	c.l.queue(c, m.Bytes(PushFormat))
+	c.l.queue(c, m.Bytes(c.format))
 }
+
+// Push queues p, which must stay valid until the loop's next Flush, for
+// writing with the connection's next batch of pushes. Loop goroutine only.
+func (c *Conn) Push(p []byte) {
+	if c.Open() {
+		c.l.queue(c, p)
+	}
+}
+
+// Arm schedules the connection's timer to fire no sooner than ticks full
+// ticks from now. Loop goroutine only.
+func (c *Conn) Arm(ticks uint64) { c.l.arm(c, ticks) }
+
+// ArmAt schedules the connection's timer to fire at the wheel tick at (or
+// the next tick if that has passed). Loop goroutine only.
+func (c *Conn) ArmAt(at uint64) { c.l.wheel.ScheduleAt(&c.timer, at) }
 
 // onTimer runs when the connection's timer fires.
 func (c *Conn) onTimer() {
-	l := c.l
 	switch c.state {
 	case StateHandshake:
-		l.metrics.HandshakeTimeouts.Add(1)
-		c.closeTransport()
+		c.l.metrics.HandshakeTimeouts.Add(1)
+		c.CloseTransport()
 	case StateOpen:
-		now := uint32(l.cur)
-		if c.expires != 0 && l.cur >= c.expires {
-			l.metrics.TokenExpired.Add(1)
-			c.CloseWith(codec.StatusTokenExpired, "token expired")
-			return
-		}
-		idle := uint64(now - c.lastActive)
-		if c.flags&flagAwaitPong != 0 {
-			l.metrics.HeartbeatTimeouts.Add(1)
-			c.finalClose(codec.StatusHeartbeatTimeout, "no pong")
-			return
-		}
-		if idle < l.pingTicks {
-			c.armOpen(l.pingTicks - idle)
-			return
-		}
-		l.metrics.PingsSent.Add(1)
-		c.flags |= flagAwaitPong
-		if c.writeFrame(ws.OpPing, nil) {
-			c.armOpen(l.pongTicks)
-		}
+		c.proto.Timer(c)
 	case StateClosing, StateFailed:
-		c.closeTransport()
+		c.CloseTransport()
 	}
 }
-
-// armOpen arms the timer of an open connection for the given number of
-// ticks, or for the tick its credentials expire in if that comes first.
-func (c *Conn) armOpen(ticks uint64) {
-	if c.expires != 0 && c.expires <= c.l.cur+ticks {
-		c.l.wheel.ScheduleAt(&c.timer, c.expires)
-		return
-	}
-	c.l.arm(c, ticks)
-}
-
-// Identity returns the connection's identity, nil when anonymous. Loop
-// goroutine only.
-func (c *Conn) Identity() Identity { return c.ident }
 
 // Closed tells the connection that its transport has closed, for any
 // reason. It releases everything the connection holds. It is called by the
@@ -523,15 +375,14 @@ func (c *Conn) Closed() {
 	if c.state == StateClosed {
 		return
 	}
-	wasOpen := c.h != nil // upgraded
+	accepted := c.proto != nil
 	c.state = StateClosed
-	c.endMessage()
 	c.l.wheel.Stop(&c.timer)
-	if c.h != nil {
-		c.h.Closed(c)
+	if accepted {
+		c.proto.Closed(c)
 	}
 	c.l.remove(c)
-	if wasOpen {
+	if accepted {
 		c.l.metrics.Open.Add(-1)
 	}
 }

@@ -3,70 +3,30 @@ package conn
 import (
 	"time"
 
-	"github.com/gobwas/ws"
-
 	"github.com/pushd/pushd/codec"
 	"github.com/pushd/pushd/conn/wheel"
 	"github.com/pushd/pushd/topics"
+	"github.com/pushd/pushd/topics/metric"
 )
-
-// Handler is what runs on top of an open connection: the pushd protocol
-// session or the echo endpoint. Its methods run on the loop goroutine.
-type Handler interface {
-	// Open runs right after the 101 response was written.
-	Open(c *Conn, req *codec.Request)
-	// Message runs for each complete data message. p is valid only during
-	// the call.
-	Message(c *Conn, op ws.OpCode, p []byte)
-	// Closed runs once when the transport has closed.
-	Closed(c *Conn)
-}
 
 // LoopConfig configures a Loop. Every loop of a server shares one.
 type LoopConfig struct {
-	Conn     Config        // per-connection limits and timers (zero = defaults)
-	Tick     time.Duration // timing-wheel resolution
-	WSPath   string        // pushd protocol endpoint; "" = none
-	EchoPath string        // echo endpoint; "" = none
-	Metrics  *Metrics      // shared counters; must not be nil
+	Conn    Config        // per-connection limits and timers (zero = defaults)
+	Tick    time.Duration // timing-wheel resolution
+	Routes  []Route       // the endpoint table
+	Metrics *Metrics      // shared counters; must not be nil
 	// Clock returns the current time; nil means time.Now. Tests set it.
 	Clock func() time.Time
 	// Writev, when set, replaces Transport.Writev for flushing pushes. The
 	// engine uses it to write with a per-loop iovec array instead of one
 	// allocated per call. It runs on the loop goroutine.
 	Writev func(tr Transport, bs [][]byte) (int, error)
-
-	// Admit, when set, decides whether a valid upgrade request to the
-	// protocol endpoint may proceed, before the 101 is written: it returns
-	// the client's identity (nil: anonymous) and the subprotocol to echo,
-	// or the HTTP rejection. It runs on the loop goroutine and must not
-	// block.
-	Admit func(req *codec.Request) (Identity, string, *codec.HandshakeError)
-	// PersonalTopic, when set, names the topic every authenticated
-	// connection is subscribed to at open (e.g. "user.<sub>"); "" means
-	// none. It runs on the loop goroutine.
-	PersonalTopic func(Identity) string
-	// Publish, when set, lets clients publish with the publish command
-	// (still subject to Identity.CanPublish). It may be called on the loop
-	// goroutine and must not block for long.
-	Publish func(topic string, data []byte) error
-}
-
-// Identity is an authenticated client, as conn needs to see it.
-type Identity interface {
-	// Subject is the user ID.
-	Subject() string
-	// Expiry is when the credentials expire; the zero time means never.
-	Expiry() time.Time
-	// CanSubscribe reports whether the client may subscribe to topic.
-	CanSubscribe(topic string) bool
-	// CanPublish reports whether the client may publish to topic.
-	CanPublish(topic string) bool
 }
 
 // Loop is the environment shared by the connections of one event loop: the
-// timing wheel, the push outbox, scratch buffers and the topic shard.
-// Except where noted, its methods run on that loop's goroutine only.
+// timing wheel, the push outbox, scratch buffers, the topic shard and the
+// endpoint table. Except where noted, its methods run on that loop's
+// goroutine only.
 type Loop struct {
 	// Immutable after NewLoop.
 	cfg        Config
@@ -74,20 +34,13 @@ type Loop struct {
 	tick       time.Duration
 	start      time.Time
 	clock      func() time.Time
-	pingTicks  uint64
-	pongTicks  uint64
 	closeTicks uint64
 	hsTicks    uint64
-	wsPath     string
-	echoPath   string
 	metrics    *Metrics
 	shard      *topics.Shard
-	proto      protoHandler
-	echo       echoHandler
+	endpoints  map[string]Endpoint
 	writev     func(Transport, [][]byte) (int, error)
-	admit      func(*codec.Request) (Identity, string, *codec.HandshakeError)
-	personal   func(Identity) string
-	publish    func(string, []byte) error
+	perWritev  *metric.Histogram // pushes per writev on this loop; read by the metrics collector
 
 	// Owned by the loop goroutine.
 	feeding *Conn  // the connection inside Feed, if any
@@ -95,8 +48,6 @@ type Loop struct {
 	wheel   *wheel.Wheel[Conn]
 	conns   []*Conn
 	scratch []byte
-	hdr     [14]byte
-	iov2    [2][]byte
 	out     []outNode // queued pushes, linked per connection; out[0] is unused
 	dirty   []*Conn   // connections with queued pushes
 	iov     [][]byte  // writev scratch
@@ -116,42 +67,32 @@ const maxIovec = 1024
 const maxRetainedOut = 1 << 19
 
 // NewLoop returns the environment of one event loop. shard may be nil when
-// the server has no topic hub. Any goroutine; the Loop then belongs to the
-// loop goroutine.
+// the server has no topic hub. It builds this loop's instance of every
+// route's endpoint. Any goroutine; the Loop then belongs to the loop
+// goroutine.
 func NewLoop(cfg LoopConfig, shard *topics.Shard) *Loop {
 	c := cfg.Conn.WithDefaults()
 	tick := cfg.Tick
 	if tick <= 0 {
 		tick = time.Second
 	}
-	ticks := func(d time.Duration) uint64 {
-		n := uint64((d + tick - 1) / tick)
-		if n == 0 {
-			n = 1
-		}
-		return n
-	}
 	l := &Loop{
-		cfg:        c,
-		upLimits:   codec.UpgradeLimits{MaxHeaderBytes: c.MaxHeaderBytes, MaxHeaders: c.MaxHeaders},
-		tick:       tick,
-		clock:      cfg.Clock,
-		pingTicks:  ticks(c.PingInterval),
-		pongTicks:  ticks(c.PongTimeout),
-		closeTicks: ticks(c.CloseTimeout),
-		hsTicks:    ticks(c.HandshakeTimeout),
-		wsPath:     cfg.WSPath,
-		echoPath:   cfg.EchoPath,
-		metrics:    cfg.Metrics,
-		shard:      shard,
-		scratch:    make([]byte, 0, 4096),
-		out:        make([]outNode, 1, 1024),
-		iov:        make([][]byte, 0, maxIovec),
-		writev:     cfg.Writev,
-		admit:      cfg.Admit,
-		personal:   cfg.PersonalTopic,
-		publish:    cfg.Publish,
+		cfg:       c,
+		upLimits:  codec.UpgradeLimits{MaxHeaderBytes: c.MaxHeaderBytes, MaxHeaders: c.MaxHeaders},
+		tick:      tick,
+		clock:     cfg.Clock,
+		metrics:   cfg.Metrics,
+		shard:     shard,
+		endpoints: make(map[string]Endpoint, len(cfg.Routes)),
+		scratch:   make([]byte, 0, 4096),
+		out:       make([]outNode, 1, 1024),
+		iov:       make([][]byte, 0, maxIovec),
+		writev:    cfg.Writev,
+		perWritev: metric.NewHistogram(PushesPerWritevBounds),
 	}
+	cfg.Metrics.addLoop(l.perWritev)
+	l.closeTicks = l.Ticks(c.CloseTimeout)
+	l.hsTicks = l.Ticks(c.HandshakeTimeout)
 	if l.clock == nil {
 		l.clock = time.Now
 	}
@@ -160,8 +101,38 @@ func NewLoop(cfg LoopConfig, shard *topics.Shard) *Loop {
 		l.writev = func(tr Transport, bs [][]byte) (int, error) { return tr.Writev(bs) }
 	}
 	l.wheel = wheel.New(256, func(c *Conn) { c.onTimer() })
+	for _, r := range cfg.Routes {
+		l.endpoints[r.Path] = r.New(l)
+	}
 	return l
 }
+
+// Shard returns the loop's topic shard, nil without a hub. Any goroutine.
+func (l *Loop) Shard() *topics.Shard { return l.shard }
+
+// Metrics returns the counters the loop's connections update. Any
+// goroutine.
+func (l *Loop) Metrics() *Metrics { return l.metrics }
+
+// Config returns the per-connection configuration, with defaults filled
+// in. Any goroutine.
+func (l *Loop) Config() Config { return l.cfg }
+
+// TickDuration returns the timing wheel's resolution. Any goroutine.
+func (l *Loop) TickDuration() time.Duration { return l.tick }
+
+// Ticks returns d in whole ticks, rounded up, at least 1. Any goroutine.
+func (l *Loop) Ticks(d time.Duration) uint64 {
+	n := uint64((d + l.tick - 1) / l.tick)
+	if n == 0 {
+		n = 1
+	}
+	return n
+}
+
+// Now returns the current wheel tick, as of the last Feed or Advance.
+// Loop goroutine only.
+func (l *Loop) Now() uint64 { return l.cur }
 
 // Open registers a newly accepted connection and arms its handshake
 // deadline. Loop goroutine only.
@@ -185,23 +156,9 @@ func (l *Loop) remove(c *Conn) {
 // Len returns the number of connections on the loop.
 func (l *Loop) Len() int { return len(l.conns) }
 
-// route picks the handler for an upgrade request and admits the client,
-// or returns the rejection.
-func (l *Loop) route(req *codec.Request) (Handler, Identity, string, *codec.HandshakeError) {
-	switch {
-	case req.Path == l.wsPath && l.wsPath != "":
-		if l.admit == nil {
-			return &l.proto, nil, "", nil
-		}
-		id, proto, herr := l.admit(req)
-		return &l.proto, id, proto, herr
-	case req.Path == l.echoPath && l.echoPath != "":
-		return &l.echo, nil, "", nil
-	}
-	return nil, nil, "", &codec.HandshakeError{Status: 404, Reason: "not found"}
-}
+// TickOf returns the wheel tick that t falls in. Loop goroutine only.
+func (l *Loop) TickOf(t time.Time) uint64 { return l.tickOf(t) }
 
-// tickOf returns the wheel tick that t falls in.
 func (l *Loop) tickOf(t time.Time) uint64 {
 	if d := t.Sub(l.start); d > 0 {
 		return uint64(d / l.tick)
@@ -217,6 +174,9 @@ func (l *Loop) arm(c *Conn, ticks uint64) {
 	l.wheel.ScheduleAt(&c.timer, l.tickOf(l.clock())+ticks+1)
 }
 
+// CloseTicks returns the close timeout in ticks. Any goroutine.
+func (l *Loop) CloseTicks() uint64 { return l.closeTicks }
+
 // Advance moves the timing wheel to now, firing due timers: handshake
 // deadlines, heartbeat pings, pong timeouts, token expiry and close
 // timeouts. Loop goroutine only (the engine ticker reaches it through
@@ -226,14 +186,16 @@ func (l *Loop) Advance(now time.Time) {
 	l.wheel.Advance(l.cur)
 }
 
-// CloseAll starts the close handshake on every open connection with code
-// and reason, and drops connections still in the handshake. Used for a
+// CloseAll closes every open connection with code and reason through its
+// protocol, and drops connections still in the handshake. Used for a
 // graceful stop (1001). Loop goroutine only.
 func (l *Loop) CloseAll(code codec.StatusCode, reason string) {
-	// CloseWith may remove connections from l.conns; walk a copy.
+	// Close may remove connections from l.conns; walk a copy.
 	cs := append([]*Conn(nil), l.conns...)
 	for _, c := range cs {
-		c.CloseWith(code, reason)
+		if c.state == StateOpen || c.state == StateHandshake {
+			c.Close(code, reason)
+		}
 	}
 }
 
@@ -259,7 +221,7 @@ func (l *Loop) Flush() {
 		l.dirty[i] = nil
 		head := c.qhead
 		c.qhead, c.qtail = 0, 0
-		if c.state != StateOpen || c.flags&flagCloseReq != 0 {
+		if !c.Open() {
 			continue // closed by an earlier write in this flush
 		}
 		iov := l.iov[:0]
@@ -268,6 +230,7 @@ func (l *Loop) Flush() {
 			frames++
 			if len(iov) == maxIovec || l.out[j].next == 0 {
 				calls++
+				l.perWritev.Observe(float64(len(iov)))
 				_, err := l.writev(c.tr, iov)
 				clear(iov)
 				iov = iov[:0]

@@ -1,25 +1,29 @@
 package conn
 
-import "sync/atomic"
+import (
+	"sync"
+	"sync/atomic"
 
-// Metrics counts what the connections of every loop do. All fields are
-// updated atomically; read them with Load from any goroutine.
+	"github.com/pushd/pushd/topics/metric"
+)
+
+// PushesPerWritevBounds are the upper bounds of the pushes-per-writev
+// histogram: 1, 2, 4, … 1024 (IOV_MAX).
+var PushesPerWritevBounds = metric.ExponentialBounds(1, 2, 11)
+
+// Metrics counts what the connections of every loop do, whatever their
+// protocol. All fields are updated atomically; read them with Load from any
+// goroutine.
 type Metrics struct {
-	Open              atomic.Int64 // connections past the upgrade and not yet closed
+	Open              atomic.Int64 // connections accepted by an endpoint and not yet closed
 	Accepted          atomic.Int64 // TCP connections accepted
-	Upgrades          atomic.Int64 // successful WebSocket upgrades
-	HandshakeRejected atomic.Int64 // upgrade requests answered with an HTTP error
-	HandshakeTimeouts atomic.Int64 // connections closed for not finishing the upgrade in time
+	Upgrades          atomic.Int64 // request heads accepted by an endpoint (WebSocket: 101s)
+	HandshakeRejected atomic.Int64 // request heads answered with an HTTP error
+	HandshakeTimeouts atomic.Int64 // connections closed for not sending a request head in time
 	MessagesIn        atomic.Int64 // complete data messages received
-	Commands          atomic.Int64 // protocol commands handled
-	CommandErrors     atomic.Int64 // commands answered with an error
-	RateLimited       atomic.Int64 // commands refused by the per-connection rate limit
 	PingsSent         atomic.Int64 // heartbeat pings sent
 	HeartbeatTimeouts atomic.Int64 // connections closed for not answering a ping
-	TokenExpired      atomic.Int64 // connections closed with 4002 when their token expired
-	Forbidden         atomic.Int64 // subscribe or publish refused by the token's permissions
-	ClientPublishes   atomic.Int64 // messages published by clients
-	SlowConsumers     atomic.Int64 // connections closed with 4000 for a full outbound buffer
+	SlowConsumers     atomic.Int64 // connections closed for a full outbound buffer
 	DroppedClosing    atomic.Int64 // pushes dropped because their connection was closing
 	ProtocolErrors    atomic.Int64 // connections failed with 1002/1007/1009
 	RejectedGlobal    atomic.Int64 // connections refused with 503: global cap
@@ -27,6 +31,9 @@ type Metrics struct {
 	RejectedRate      atomic.Int64 // connections refused with 503: accept rate
 	FramesOut         atomic.Int64 // pushes handed to the kernel or gnet's outbound buffer
 	Writevs           atomic.Int64 // writev calls made to flush pushes
+
+	mu        sync.Mutex
+	perWritev []*metric.Histogram // one per loop, so loops never share a cache line
 }
 
 // CountRejection counts a connection refused at accept for reason
@@ -40,4 +47,19 @@ func (m *Metrics) CountRejection(reason string) {
 	default:
 		m.RejectedRate.Add(1)
 	}
+}
+
+func (m *Metrics) addLoop(h *metric.Histogram) {
+	m.mu.Lock()
+	m.perWritev = append(m.perWritev, h)
+	m.mu.Unlock()
+}
+
+// PushesPerWritev returns the pushes-per-writev histogram summed over
+// loops. Any goroutine.
+func (m *Metrics) PushesPerWritev() metric.Snapshot {
+	m.mu.Lock()
+	hs := append([]*metric.Histogram(nil), m.perWritev...)
+	m.mu.Unlock()
+	return metric.Merge(PushesPerWritevBounds, hs...)
 }

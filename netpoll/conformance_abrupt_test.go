@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushd/pushd/conn/ws"
 	"github.com/pushd/pushd/netpoll"
 )
 
@@ -17,7 +18,7 @@ import (
 // checks that the engine still echoes and holds no open connection.
 func TestAbruptDisconnects(t *testing.T) {
 	t.Parallel()
-	srv := startServer(t, netpoll.Config{Loops: 2})
+	srv := startServer(t, netpoll.Config{Loops: 2}, ws.Config{})
 	addr := srv.Addr()
 
 	rng := rand.New(rand.NewPCG(7, 7))

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pushd/pushd/conn/ws"
 	"github.com/pushd/pushd/netpoll"
 )
 
@@ -156,7 +157,7 @@ func checkUpgradeHeaders(h http.Header) []string {
 // frame cases.
 func TestConformanceHandshake(t *testing.T) {
 	t.Parallel()
-	addr := startServer(t, netpoll.Config{Loops: 2}).Addr()
+	addr := startServer(t, netpoll.Config{Loops: 2}, ws.Config{}).Addr()
 	var cases []streamCase
 	for _, hc := range handshakeCases() {
 		cases = append(cases, streamCase{

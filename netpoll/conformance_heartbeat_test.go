@@ -23,6 +23,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/pushd/pushd/conn"
+	"github.com/pushd/pushd/conn/ws"
 	"github.com/pushd/pushd/netpoll"
 )
 
@@ -38,14 +39,16 @@ const (
 	hbUpperBound = 2 * time.Second
 )
 
-// heartbeatConfig is the engine configuration with short timers.
-func heartbeatConfig() netpoll.Config {
+// heartbeatConfig is the engine configuration with short timers, and the
+// WebSocket heartbeat of its echo endpoint.
+func heartbeatConfig() (netpoll.Config, ws.Config) {
 	return netpoll.Config{Loops: 2, Tick: hbTick, Conn: conn.Config{
-		PingInterval:     hbPingInterval,
-		PongTimeout:      hbPongTimeout,
-		HandshakeTimeout: hbHandshakeTimeout,
-		CloseTimeout:     hbCloseTimeout,
-	}}
+			HandshakeTimeout: hbHandshakeTimeout,
+			CloseTimeout:     hbCloseTimeout,
+		}}, ws.Config{
+			PingInterval: hbPingInterval,
+			PongTimeout:  hbPongTimeout,
+		}
 }
 
 // isClosedErr reports whether err means the peer closed the TCP connection.
@@ -73,7 +76,8 @@ func waitClosed(t *testing.T, c net.Conn, r io.Reader, start time.Time) time.Dur
 
 // TestHeartbeat checks the per-loop timing wheel's timers from outside.
 func TestHeartbeat(t *testing.T) {
-	addr := startServer(t, heartbeatConfig()).Addr()
+	cfg, wcfg := heartbeatConfig()
+	addr := startServer(t, cfg, wcfg).Addr()
 	url := "ws://" + addr + echoPath
 
 	t.Run("answering client stays connected", func(t *testing.T) {
@@ -260,11 +264,11 @@ func TestHeartbeat(t *testing.T) {
 // TestGracefulShutdown checks that Shutdown sends close 1001 to every open
 // connection (RFC 6455 §7.4.1: the server is going away) and then stops.
 func TestGracefulShutdown(t *testing.T) {
-	cfg := heartbeatConfig()
+	cfg, wcfg := heartbeatConfig()
 	cfg.Addr = "127.0.0.1:0"
-	cfg.EchoPath = echoPath
-	cfg.Conn.PingInterval = time.Minute     // no pings in the way
+	wcfg.PingInterval = time.Minute         // no pings in the way
 	cfg.Conn.HandshakeTimeout = time.Minute // only the stop may close the idle socket
+	cfg.Routes = []conn.Route{ws.EchoRoute(echoPath, wcfg)}
 	srv, err := netpoll.Start(cfg)
 	if err != nil {
 		t.Fatalf("netpoll.Start: %v", err)

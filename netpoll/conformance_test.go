@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pushd/pushd/conn"
+	"github.com/pushd/pushd/conn/ws"
 	"github.com/pushd/pushd/netpoll"
 )
 
@@ -18,11 +19,15 @@ import (
 const echoPath = "/echo"
 
 // startServer starts an engine on a free loopback port with the echo
-// endpoint and cfg's other settings, and shuts it down when the test ends.
-func startServer(t *testing.T, cfg netpoll.Config) *netpoll.Server {
+// endpoint (configured by wcfg) and cfg's other settings, and shuts it down
+// when the test ends.
+func startServer(t *testing.T, cfg netpoll.Config, wcfg ws.Config) *netpoll.Server {
 	t.Helper()
 	cfg.Addr = "127.0.0.1:0"
-	cfg.EchoPath = echoPath
+	cfg.Routes = append(cfg.Routes, ws.EchoRoute(echoPath, wcfg))
+	if cfg.Tick == 0 {
+		cfg.Tick = conn.TickFor(wcfg.PingInterval, wcfg.PongTimeout, cfg.Conn.HandshakeTimeout, cfg.Conn.CloseTimeout)
+	}
 	srv, err := netpoll.Start(cfg)
 	if err != nil {
 		t.Fatalf("netpoll.Start: %v", err)
@@ -41,50 +46,50 @@ func startServer(t *testing.T, cfg netpoll.Config) *netpoll.Server {
 // limit) on two loops.
 func TestConformanceFraming(t *testing.T) {
 	t.Parallel()
-	runCases(t, startServer(t, netpoll.Config{Loops: 2}).Addr(), echoPath, framingCases())
+	runCases(t, startServer(t, netpoll.Config{Loops: 2}, ws.Config{}).Addr(), echoPath, framingCases())
 }
 
 // TestConformancePingPong runs Autobahn group 2 on one loop.
 func TestConformancePingPong(t *testing.T) {
 	t.Parallel()
-	runCases(t, startServer(t, netpoll.Config{Loops: 1}).Addr(), echoPath, pingCases())
+	runCases(t, startServer(t, netpoll.Config{Loops: 1}, ws.Config{}).Addr(), echoPath, pingCases())
 }
 
 // TestConformanceReservedBits runs Autobahn group 3.
 func TestConformanceReservedBits(t *testing.T) {
 	t.Parallel()
-	runCases(t, startServer(t, netpoll.Config{Loops: 2}).Addr(), echoPath, rsvCases())
+	runCases(t, startServer(t, netpoll.Config{Loops: 2}, ws.Config{}).Addr(), echoPath, rsvCases())
 }
 
 // TestConformanceOpcodes runs Autobahn group 4.
 func TestConformanceOpcodes(t *testing.T) {
 	t.Parallel()
-	runCases(t, startServer(t, netpoll.Config{Loops: 1}).Addr(), echoPath, opcodeCases())
+	runCases(t, startServer(t, netpoll.Config{Loops: 1}, ws.Config{}).Addr(), echoPath, opcodeCases())
 }
 
 // TestConformanceFragmentation runs Autobahn group 5.
 func TestConformanceFragmentation(t *testing.T) {
 	t.Parallel()
-	runCases(t, startServer(t, netpoll.Config{Loops: 2}).Addr(), echoPath, fragmentationCases())
+	runCases(t, startServer(t, netpoll.Config{Loops: 2}, ws.Config{}).Addr(), echoPath, fragmentationCases())
 }
 
 // TestConformanceUTF8 runs Autobahn group 6, fail-fast cases included.
 func TestConformanceUTF8(t *testing.T) {
 	t.Parallel()
-	runCases(t, startServer(t, netpoll.Config{Loops: 2}).Addr(), echoPath, utf8Cases())
+	runCases(t, startServer(t, netpoll.Config{Loops: 2}, ws.Config{}).Addr(), echoPath, utf8Cases())
 }
 
 // TestConformanceClose runs Autobahn group 7.
 func TestConformanceClose(t *testing.T) {
 	t.Parallel()
-	runCases(t, startServer(t, netpoll.Config{Loops: 1}).Addr(), echoPath, closeCases())
+	runCases(t, startServer(t, netpoll.Config{Loops: 1}, ws.Config{}).Addr(), echoPath, closeCases())
 }
 
 // TestConformanceMisc runs Autobahn group 10 and the remaining §5 protocol
 // errors.
 func TestConformanceMisc(t *testing.T) {
 	t.Parallel()
-	runCases(t, startServer(t, netpoll.Config{Loops: 2}).Addr(), echoPath, miscCases())
+	runCases(t, startServer(t, netpoll.Config{Loops: 2}, ws.Config{}).Addr(), echoPath, miscCases())
 }
 
 // TestConformanceLargeMessages runs Autobahn group 9 with a 1 MiB limit.
@@ -92,21 +97,19 @@ func TestConformanceLargeMessages(t *testing.T) {
 	t.Parallel()
 	const limit = 1 << 20
 	addr := startServer(t, netpoll.Config{Loops: 2, Conn: conn.Config{
-		MaxFrameSize:   limit,
-		MaxMessageSize: limit,
 		// The echo of a 1 MiB message is queued whole while the client
 		// reads it; leave room so the slow-consumer cap does not fire.
 		MaxOutbound: 8 * limit,
-	}}).Addr()
+	}}, ws.Config{MaxFrameSize: limit, MaxMessageSize: limit}).Addr()
 	runCases(t, addr, echoPath, largeCases(limit))
 }
 
 // TestConformanceFrameLimit checks the frame and message limits apart.
 func TestConformanceFrameLimit(t *testing.T) {
 	t.Parallel()
-	addr := startServer(t, netpoll.Config{Loops: 1, Conn: conn.Config{
+	addr := startServer(t, netpoll.Config{Loops: 1}, ws.Config{
 		MaxFrameSize:   4 << 10,
 		MaxMessageSize: 16 << 10,
-	}}).Addr()
+	}).Addr()
 	runCases(t, addr, echoPath, frameLimitCases())
 }

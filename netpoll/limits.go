@@ -1,6 +1,7 @@
 package netpoll
 
 import (
+	"math"
 	"net"
 	"net/netip"
 	"sync/atomic"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/panjf2000/gnet/v2"
 	"golang.org/x/sys/unix"
+	"golang.org/x/time/rate"
 
 	"github.com/pushd/pushd/codec"
 	"github.com/pushd/pushd/conn/auth"
@@ -20,7 +22,7 @@ type admission struct {
 	// Immutable after newAdmission.
 	maxConns int64
 	perIP    *auth.PerIPCounter
-	rate     *auth.TokenBucket
+	rate     *rate.Limiter        // accept rate, shared by every loop; nil = no limit
 	trusted  *auth.TrustedProxies // exempt from the per-IP cap; may be nil
 
 	open atomic.Int64 // admitted connections not yet released
@@ -41,7 +43,7 @@ func newAdmission(cfg *Config) *admission {
 	return &admission{
 		maxConns: int64(cfg.MaxConns),
 		perIP:    auth.NewPerIPCounter(cfg.MaxConnsPerIP),
-		rate:     auth.NewTokenBucket(cfg.AcceptRate, cfg.AcceptBurst),
+		rate:     newAcceptLimiter(cfg.AcceptRate, cfg.AcceptBurst),
 		trusted:  cfg.TrustedProxies,
 	}
 }
@@ -63,11 +65,42 @@ func (a *admission) acquire(ip netip.Addr, now time.Time) (reason string, retry 
 		a.open.Add(-1)
 		return rejectIP, capRetry
 	}
-	if !a.rate.Allow(now) {
+	if a.rate != nil && !a.rate.AllowN(now, 1) {
 		a.release(ip)
-		return rejectRate, a.rate.RetryAfter(now)
+		return rejectRate, acceptRetry(a.rate, now)
 	}
 	return "", 0
+}
+
+// newAcceptLimiter returns the accept-rate token bucket: full at start,
+// burst tokens (at least 1: a bucket that holds no token would refuse
+// everything), refilled at perSec a second, one token per connection. It
+// returns nil, no limit, when perSec is 0 or less, NaN or +Inf, so an
+// unlimited server takes no lock per accept. Pure.
+func newAcceptLimiter(perSec float64, burst int) *rate.Limiter {
+	if !(perSec > 0) || math.IsInf(perSec, 1) {
+		return nil
+	}
+	return rate.NewLimiter(rate.Limit(perSec), max(burst, 1))
+}
+
+// acceptRetry returns how long after now lim will have a whole token: the
+// Retry-After of a connection it refused; zero for no limit or a token
+// available now. It reads the bucket with TokensAt, which takes nothing,
+// rather than Reserve and Cancel: a reservation would lend the token to
+// this refused client until the Cancel and lengthen every concurrent
+// refusal's answer meanwhile. It rounds up to the nanosecond so that,
+// after RetryAfterSeconds rounds to whole seconds, a client that obeys it
+// never comes back before the token is there. Safe for concurrent use.
+func acceptRetry(lim *rate.Limiter, now time.Time) time.Duration {
+	if lim == nil {
+		return 0
+	}
+	missing := 1 - lim.TokensAt(now)
+	if missing <= 0 {
+		return 0
+	}
+	return time.Duration(math.Ceil(missing / float64(lim.Limit()) * float64(time.Second)))
 }
 
 // release forgets a connection admitted by acquire.

@@ -13,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushd/pushd/conn"
 	"github.com/pushd/pushd/conn/auth"
+	"github.com/pushd/pushd/conn/ws"
 )
 
 // A refused connection whose peer reset it at once: the 503 Write fails
@@ -62,7 +64,8 @@ func TestRefuseNeverTouchesAReusedFd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := Start(Config{Addr: "127.0.0.1:0", Loops: 2, MaxConnsPerIP: 1, EchoPath: "/echo", TrustedProxies: tp})
+	srv, err := Start(Config{Addr: "127.0.0.1:0", Loops: 2, MaxConnsPerIP: 1, TrustedProxies: tp,
+		Routes: []conn.Route{ws.EchoRoute("/echo", ws.Config{})}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,6 +40,7 @@ type Server struct {
 	runErr  error         // valid after done is closed
 
 	draining atomic.Bool
+	lastSeen atomic.Int64 // UnixNano of the last moment a connection was open or arrived, while draining
 	stopOnce sync.Once
 	conns    atomic.Int64 // TCP connections between OnOpen and OnClose
 	admit    *admission
@@ -78,26 +79,28 @@ func Start(cfg Config) (*Server, error) {
 	if cfg.Addr == "" {
 		cfg.Addr = ":8080"
 	}
-	if cfg.WSPath == "" {
-		cfg.WSPath = "/ws"
-	}
 	if cfg.Loops <= 0 {
 		cfg.Loops = runtime.GOMAXPROCS(0)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.DrainQuiet <= 0 {
+		cfg.DrainQuiet = DefaultDrainQuiet
+	}
 	cfg.Conn = cfg.Conn.WithDefaults()
 	if cfg.Tick <= 0 {
-		cfg.Tick = time.Second
-		for _, d := range []time.Duration{cfg.Conn.PingInterval, cfg.Conn.PongTimeout, cfg.Conn.HandshakeTimeout, cfg.Conn.CloseTimeout} {
-			for cfg.Tick > time.Millisecond && d < 4*cfg.Tick {
-				cfg.Tick /= 2
-			}
-		}
+		cfg.Tick = conn.TickFor(cfg.Conn.HandshakeTimeout, cfg.Conn.CloseTimeout)
 	}
-	if !strings.HasPrefix(cfg.EchoPath, "/") && cfg.EchoPath != "" {
-		return nil, fmt.Errorf("netpoll: echo path %q must start with /", cfg.EchoPath)
+	seen := make(map[string]bool, len(cfg.Routes))
+	for _, r := range cfg.Routes {
+		switch {
+		case !strings.HasPrefix(r.Path, "/"):
+			return nil, fmt.Errorf("netpoll: route path %q must start with /", r.Path)
+		case seen[r.Path]:
+			return nil, fmt.Errorf("netpoll: two routes for %q", r.Path)
+		}
+		seen[r.Path] = true
 	}
 	s := &Server{
 		cfg:     cfg,
@@ -155,18 +158,27 @@ func (s *Server) Serving() bool {
 // goroutine.
 func (s *Server) Done() <-chan struct{} { return s.done }
 
-// Shutdown drains the server: it stops upgrading new connections, sends
-// close 1001 to every open connection, waits until they are gone or ctx
-// ends, and then stops the engine. It returns when the engine has stopped.
-// Any goroutine, any number of times; not from an event loop, which it
-// would wait on.
+// Shutdown drains the server: it answers every new connection 503 with
+// Retry-After, sends close 1001 to every open connection, and waits until
+// they are gone and no new connection has arrived for Config.DrainQuiet
+// (so that clients a load balancer still sends here get the 503, not a
+// refused connection), or until ctx ends. Then it stops the engine. It
+// returns when the engine has stopped. Any goroutine, any number of times;
+// not from an event loop, which it would wait on.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopOnce.Do(func() {
+		s.lastSeen.Store(time.Now().UnixNano())
 		s.draining.Store(true)
 		for _, l := range *s.loopList.Load() {
 			_ = l.Execute(func() { l.env.CloseAll(codec.StatusGoingAway, "server shutting down") })
 		}
-		for s.connections() > 0 && ctx.Err() == nil {
+		for ctx.Err() == nil {
+			now := time.Now()
+			if s.connections() > 0 {
+				s.lastSeen.Store(now.UnixNano())
+			} else if now.Sub(time.Unix(0, s.lastSeen.Load())) >= s.cfg.DrainQuiet {
+				break
+			}
 			time.Sleep(5 * time.Millisecond)
 		}
 		stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -210,16 +222,11 @@ func (s *Server) loopFor(el gnet.EventLoop) *loop {
 		l.shard = s.cfg.Hub.NewShard(l)
 	}
 	l.env = conn.NewLoop(conn.LoopConfig{
-		Conn:     s.cfg.Conn,
-		Tick:     s.cfg.Tick,
-		WSPath:   s.cfg.WSPath,
-		EchoPath: s.cfg.EchoPath,
-		Metrics:  s.metrics,
-		Writev:   l.writev,
-
-		Admit:         s.cfg.Admit,
-		PersonalTopic: s.cfg.PersonalTopic,
-		Publish:       s.cfg.Publish,
+		Conn:    s.cfg.Conn,
+		Tick:    s.cfg.Tick,
+		Routes:  s.cfg.Routes,
+		Metrics: s.metrics,
+		Writev:  l.writev,
 	}, l.shard)
 	l.advance = func(context.Context) error {
 		now := time.Now()
@@ -267,6 +274,7 @@ func (h *handler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	l := s.loopFor(gc.EventLoop())
 	s.conns.Add(1)
 	if s.draining.Load() { // tell the client to come back (to another node)
+		s.lastSeen.Store(time.Now().UnixNano())
 		l.refuse(gc, time.Second)
 		return nil, gnet.None
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/pushd/pushd/conn/ws"
 	"github.com/pushd/pushd/netpoll"
 )
 
@@ -26,7 +27,7 @@ var gorillaSizes = []int{0, 1, 2, 125, 126, 127, 1000, 4095, 4096, 4097, 20000, 
 // TestGorillaClient runs three gorilla clients at once per dialer setting.
 func TestGorillaClient(t *testing.T) {
 	t.Parallel()
-	addr := startServer(t, netpoll.Config{Loops: 2}).Addr()
+	addr := startServer(t, netpoll.Config{Loops: 2}, ws.Config{}).Addr()
 	url := "ws://" + addr + echoPath
 	dialers := map[string]*websocket.Dialer{
 		"default-buffers": {HandshakeTimeout: 5 * time.Second},

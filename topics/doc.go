@@ -1,10 +1,12 @@
 // Package topics is pushd's topic registry: which local subscribers want which
-// topic, the NATS subscriptions that bring those topics to this node, and the
-// fan-out that hands each message to the event loops that have subscribers.
+// topic, the broker subscriptions that bring those topics to this node, and
+// the fan-out that hands each message to the event loops that have
+// subscribers.
 //
-// It knows nothing of sockets or WebSocket state; a Subscriber is anything
-// with a Deliver method, and a Loop is anything that can run a function on
-// its own goroutine.
+// It knows nothing of sockets, transports or wire formats. A Subscriber is
+// anything with a Deliver method; a Loop is anything that can run a function
+// on its own goroutine; a Format is an encoder a transport registers; the
+// message bus is a broker.Broker (package topics/broker).
 //
 // # Durable topics
 //
@@ -25,33 +27,34 @@
 //
 // # Data flow
 //
-//	NATS reader goroutine (nats.go)
-//	   │ ChanSubscribe: non-blocking send, drop + count when full
+//	broker goroutine (natsbroker: a fan-in worker; all messages of one topic on one goroutine)
+//	   │ broker.Sink.Deliver — the topic's topicState is the Sink
 //	   ▼
-//	worker i (one per Config.Workers; topic → worker by hash, so per-topic order holds)
-//	   │ seq++ ; encode the frame once into a pooled buffer
+//	topicState.Deliver: seq++ ; wrap the payload once in a pooled Message
 //	   │ for each shard with ≥1 subscriber: Retain, append to the shard's queue
 //	   ▼ the first append into an idle queue calls Loop.Execute(drain) — once per burst
 //	event loop goroutine: drain
-//	   │ for each queued frame, Deliver to every local subscriber of its topic
-//	   │ Loop.Flush (every flushDeliveries, and at the end), then Release every frame
+//	   │ for each queued message, Deliver to every local subscriber of its topic;
+//	   │ a subscriber asks m.Bytes(format): built lazily once per format, shared
+//	   │ Loop.Flush (every flushDeliveries, and at the end), then Release every message
 //	   ▼
-//	subscribers (pushd: conns) write the frame bytes
+//	subscribers (pushd: connections) write the encoded bytes
 //
 // # Ownership
 //
 //	what                                   owner / guard
-//	Hub config, partitions, workers        immutable after New
-//	partition.topics, topicState.nsub,     partition.mu (write: first/last local
-//	topicState.shards (copy-on-write)        subscriber of a topic; read: the worker)
-//	topicState.seq                         the partition's worker goroutine (durable: durable.mu)
+//	Hub config, broker                     immutable after New
+//	partition.topics, topicState.bsub,     partition.mu (write: first/last local
+//	topicState.shards (copy-on-write)        subscriber of a topic; read: Deliver)
+//	topicState.seq                         the broker goroutine delivering the topic (durable: durable.mu)
 //	durable (chain, head, held, waiters)   durable.mu
 //	Subscription.pos and .wait, resume     the Shard's loop goroutine
 //	batches, Shard.after
 //	Shard.topics, shardTopic.subs,         the Shard's loop goroutine
 //	Subscription.idx, Shard.spare
-//	Shard.queue, scheduled, stopped        Shard.mu (workers append, the drain swaps)
-//	Frame reference count                  atomic; any goroutine
+//	Shard.queue, scheduled, stopped        Shard.mu (Deliver appends, the drain swaps)
+//	Message reference count                atomic; any goroutine
+//	Message encodings                      built under Message.mu, published by an atomic bit
 //
 // # Lock order
 //
@@ -59,11 +62,12 @@
 // dispatch) and Shard.mu (to queue); so nothing holding partition.mu may
 // take durable.mu: a period of interest's durable state is closed after the
 // partition lock is released. partition.mu is taken before the broker's
-// locks and nats.go's connection lock (Subscribe and Unsubscribe call the
-// broker while holding it, so the first-subscriber and last-subscriber
-// decisions and the upstream subscription change are one atomic step).
-// Shard.mu is a leaf: nothing else is locked while it is held, and no lock
-// is held while calling Loop.Execute. Hub.shardsMu is a leaf too.
-// The fan-out path takes one partition read lock per message and one
-// Shard.mu per (message, shard); it takes no lock per subscriber.
+// own locks (Subscribe and
+// Unsubscribe call the broker while holding it, so the first-subscriber and
+// last-subscriber decisions and the upstream subscription change are one
+// atomic step); a broker never holds its locks while calling Sink.Deliver.
+// Shard.mu and Message.mu are leaves: nothing else is locked while they are
+// held, and no lock is held while calling Loop.Execute. Hub.shardsMu is a
+// leaf too. The fan-out path takes one partition read lock per message and
+// one Shard.mu per (message, shard); it takes no lock per subscriber.
 package topics

@@ -190,7 +190,7 @@ func TestTokenExpiryCloses(t *testing.T) {
 		}
 		break
 	}
-	if n.srv.Metrics().TokenExpired.Load() != 1 {
+	if n.smet.TokenExpired.Load() != 1 {
 		t.Fatal("expiry not counted")
 	}
 	t.Logf("closed %v after connecting", time.Since(start))
@@ -255,19 +255,27 @@ func TestOriginPolicy(t *testing.T) {
 	}
 }
 
-// Without keys pushd refuses to start, unless --insecure.
+// Without keys pushd refuses to start, unless --insecure: a configuration
+// error (exit 2) that says how to proceed.
 func TestSecureByDefault(t *testing.T) {
-	cfg, err := parseConfig([]string{"--listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0", "--nats-listen", "off"}, func(string) string { return "" })
+	args := []string{"--listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0", "--nats-listen", "off"}
+	cfg, err := parseConfig(args, func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := startNode(cfg, slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil)))
+	p, err := cfg.build()
 	if err == nil {
-		n.close()
+		n, err := startNode(cfg, p, slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil)))
+		if err == nil {
+			n.close()
+		}
 		t.Fatal("started without keys and without --insecure")
 	}
 	if !strings.Contains(err.Error(), "--insecure") {
 		t.Fatalf("error %q does not say how to proceed", err)
+	}
+	if code := run(args); code != exitBadConf {
+		t.Fatalf("exit code %d, want %d", code, exitBadConf)
 	}
 }
 
@@ -320,7 +328,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 			publishHTTP(t, n, `{"topic":"a","data":1}`, "Authorization", "Bearer api-key-WRONG-2")
 			publishHTTP(t, n, `{"topic":"a","data":1}`, "Authorization", "Bearer api-key-SECRET-1")
 			logs := buf.String()
-			if !strings.Contains(logs, "websocket token refused") || !strings.Contains(logs, "api key refused") {
+			if !strings.Contains(logs, "token refused") || !strings.Contains(logs, "api key refused") {
 				t.Fatalf("the refusals were not logged, so this test proves nothing:\n%s", logs)
 			}
 			for _, secret := range []string{good, bad, string(k.secret), "api-key-SECRET-1", "api-key-WRONG-2", strings.Split(bad, ".")[2]} {

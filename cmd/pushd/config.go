@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strconv"
 	"strings"
@@ -14,6 +15,8 @@ import (
 	"github.com/pushd/pushd/codec"
 	"github.com/pushd/pushd/conn"
 	"github.com/pushd/pushd/conn/auth"
+	"github.com/pushd/pushd/conn/session"
+	"github.com/pushd/pushd/conn/ws"
 )
 
 // config is everything the daemon can be told. Each field is a flag; the
@@ -35,7 +38,11 @@ type config struct {
 	LogFormat   string
 	MemoryLimit int64
 	GCPercent   int
-	Conn        conn.Config
+	Version     bool
+
+	Conn    conn.Config
+	WS      ws.Config
+	Session session.Config
 
 	MaxConns       int
 	MaxConnsPerIP  int
@@ -46,12 +53,29 @@ type config struct {
 	Auth           authConfig
 }
 
-// parseConfig parses args (without the program name) with env as the
-// environment. It returns a one-line error for any bad value.
+// authConfig is the authentication part of the configuration.
+type authConfig struct {
+	Insecure           bool
+	SecretFiles        string // comma-separated HS256 secret files
+	PublicKeyFiles     string // comma-separated PEM public keys
+	Issuer, Audience   string
+	Leeway             time.Duration
+	AllowNoExpiry      bool
+	DefaultSubscribe   string // comma-separated patterns
+	DefaultPublish     string
+	AllowedOrigins     string // comma-separated
+	AllowMissingOrigin bool
+	TrustProxies       string // comma-separated CIDRs or addresses
+}
+
+// parseConfig parses args (without the program name) with getenv as the
+// environment. It returns a one-line error naming the flag, variable or
+// file key for any bad value.
 func parseConfig(args []string, getenv func(string) string) (*config, error) {
 	fs := flag.NewFlagSet("pushd", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	c, extra := parseConfigFlags(fs)
+	c, extra := registerFlags(fs)
+	fs.VisitAll(func(f *flag.Flag) { f.Value = describedValue{f.Value} })
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -64,11 +88,12 @@ type flagExtras struct {
 	cfgFile string
 }
 
-// parseConfigFlags registers every flag on fs, bound to a new config.
-func parseConfigFlags(fs *flag.FlagSet) (*config, *flagExtras) {
+// registerFlags registers every flag on fs, bound to a new config.
+func registerFlags(fs *flag.FlagSet) (*config, *flagExtras) {
 	c := &config{}
 	x := &flagExtras{}
 	fs.StringVar(&x.cfgFile, "config", "", "JSON config file whose keys are flag names")
+	fs.BoolVar(&c.Version, "version", false, "print the version and exit")
 	fs.StringVar(&c.Listen, "listen", ":8080", "WebSocket listen address")
 	fs.StringVar(&c.WSPath, "ws-path", "/ws", "path of the WebSocket endpoint")
 	fs.StringVar(&c.EchoPath, "echo-path", "", "path of an echo endpoint for conformance testing (off when empty)")
@@ -83,27 +108,87 @@ func parseConfigFlags(fs *flag.FlagSet) (*config, *flagExtras) {
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
 	fs.Int64Var(&c.MemoryLimit, "memory-limit", 0, "soft memory limit in bytes for the Go runtime (0: GOMEMLIMIT or none)")
 	fs.IntVar(&c.GCPercent, "gc-percent", 50, "Go GC target percentage when GOGC is not set; lower trades a little CPU for less memory per connection")
-	fs.DurationVar(&c.Conn.HandshakeTimeout, "handshake-timeout", 10*time.Second, "time allowed for the upgrade request")
-	fs.IntVar(&c.Conn.MaxHeaderBytes, "max-header-bytes", 8<<10, "largest upgrade request head (431 beyond)")
-	fs.IntVar(&c.Conn.MaxHeaders, "max-headers", 64, "most upgrade request header fields (431 beyond)")
-	fs.IntVar(&c.Conn.MaxFrameSize, "max-frame", 64<<10, "largest client frame payload (1009 beyond)")
-	fs.IntVar(&c.Conn.MaxMessageSize, "max-message", 64<<10, "largest client message (1009 beyond)")
-	fs.DurationVar(&c.Conn.PingInterval, "ping-interval", 25*time.Second, "idle time before the server pings")
-	fs.DurationVar(&c.Conn.PongTimeout, "pong-timeout", 10*time.Second, "time to answer a ping before being closed")
+	fs.DurationVar(&c.Conn.HandshakeTimeout, "handshake-timeout", 10*time.Second, "time allowed for the request head")
+	fs.IntVar(&c.Conn.MaxHeaderBytes, "max-header-bytes", 8<<10, "largest request head (431 beyond)")
+	fs.IntVar(&c.Conn.MaxHeaders, "max-headers", 64, "most request header fields (431 beyond)")
+	fs.IntVar(&c.WS.MaxFrameSize, "max-frame", 64<<10, "largest client frame payload (1009 beyond)")
+	fs.IntVar(&c.WS.MaxMessageSize, "max-message", 64<<10, "largest client message (1009 beyond)")
+	fs.DurationVar(&c.WS.PingInterval, "ping-interval", 25*time.Second, "idle time before the server pings")
+	fs.DurationVar(&c.WS.PongTimeout, "pong-timeout", 10*time.Second, "time to answer a ping before being closed")
 	fs.DurationVar(&c.Conn.CloseTimeout, "close-timeout", 5*time.Second, "time the peer has to answer a close frame")
 	fs.IntVar(&c.Conn.MaxOutbound, "max-outbound", 1<<20, "unsent bytes per connection before it is closed as a slow consumer (4000)")
-	fs.Float64Var(&c.Conn.CommandRate, "command-rate", 20, "commands per second per connection")
-	fs.IntVar(&c.Conn.CommandBurst, "command-burst", 40, "command burst per connection")
-	fs.IntVar(&c.Conn.MaxSubscriptions, "max-subscriptions", 1024, "topics per connection")
-	fs.IntVar(&c.Conn.MaxTopicsPerCommand, "max-topics-per-command", 100, "topics per subscribe command")
+	fs.Float64Var(&c.Session.CommandRate, "command-rate", 20, "commands per second per connection")
+	fs.IntVar(&c.Session.CommandBurst, "command-burst", 40, "command burst per connection")
+	fs.IntVar(&c.Session.MaxSubscriptions, "max-subscriptions", 1024, "topics per connection")
+	fs.IntVar(&c.Session.MaxTopicsPerCommand, "max-topics-per-command", 100, "topics per subscribe command")
 	fs.IntVar(&c.MaxConns, "max-conns", 200000, "open connections before new ones get 503 (0: no cap)")
 	fs.IntVar(&c.MaxConnsPerIP, "max-conns-per-ip", 1000, "open connections per remote IP before new ones get 503 (0: no cap)")
 	fs.Float64Var(&c.AcceptRate, "accept-rate", 10000, "new connections per second before 503 with Retry-After (0: no limit)")
 	fs.IntVar(&c.AcceptBurst, "accept-burst", 20000, "burst of new connections above --accept-rate")
 	fs.StringVar(&c.PersonalPrefix, "personal-prefix", "user.", "authenticated connections are subscribed to <prefix><sub> (empty: none)")
 	fs.BoolVar(&c.ClientPublish, "client-publish", false, "let clients publish where their token allows it")
-	registerAuthFlags(fs, &c.Auth)
+	a := &c.Auth
+	fs.BoolVar(&a.Insecure, "insecure", false, "development mode: accept every client without a token (logged loudly)")
+	fs.StringVar(&a.SecretFiles, "jwt-secret-files", "", "comma-separated files holding HS256 secrets; each file's base name is its kid")
+	fs.StringVar(&a.PublicKeyFiles, "jwt-public-keys", "", "comma-separated PEM public keys (RSA: RS256, P-256: ES256, Ed25519: EdDSA); base name is the kid")
+	fs.StringVar(&a.Issuer, "jwt-issuer", "", "required iss claim (empty: not checked)")
+	fs.StringVar(&a.Audience, "jwt-audience", "", "required aud value (empty: not checked)")
+	fs.DurationVar(&a.Leeway, "jwt-leeway", 5*time.Second, "clock skew allowed on exp and nbf (0: none)")
+	fs.BoolVar(&a.AllowNoExpiry, "jwt-allow-no-exp", false, "accept tokens without exp (they never expire)")
+	fs.StringVar(&a.DefaultSubscribe, "jwt-default-subscribe", "", "subscribe patterns for tokens whose pushd claim has none")
+	fs.StringVar(&a.DefaultPublish, "jwt-default-publish", "", "publish patterns for tokens whose pushd claim has none")
+	fs.StringVar(&a.AllowedOrigins, "allowed-origins", "", "comma-separated allowed Origins: exact, https://*.example.com, or * (empty: any)")
+	fs.BoolVar(&a.AllowMissingOrigin, "allow-missing-origin", true, "accept handshakes without an Origin header (non-browser clients)")
+	fs.StringVar(&a.TrustProxies, "trust-proxy", "", "comma-separated proxy addresses or CIDRs exempt from --max-conns-per-ip")
 	return c, x
+}
+
+// describedValue wraps a flag's value so that a value that does not parse
+// says what was expected, where the flag package says only "parse error".
+type describedValue struct{ flag.Value }
+
+// Set implements flag.Value.
+func (d describedValue) Set(s string) error {
+	err := d.Value.Set(s)
+	if err == nil {
+		return nil
+	}
+	if g, ok := d.Value.(flag.Getter); ok {
+		switch g.Get().(type) {
+		case time.Duration:
+			return errors.New("want a duration such as 25s, 1m30s or 500ms")
+		case int, int64:
+			return errors.New("want an integer")
+		case float64:
+			return errors.New("want a number")
+		case bool:
+			return errors.New("want true or false")
+		}
+	}
+	return err
+}
+
+// String implements flag.Value; the flag package calls it on a zero value
+// too, to find out whether a default is worth printing.
+func (d describedValue) String() string {
+	if d.Value == nil {
+		return ""
+	}
+	return d.Value.String()
+}
+
+// Get implements flag.Getter, so the flag's type stays visible.
+func (d describedValue) Get() any {
+	if g, ok := d.Value.(flag.Getter); ok {
+		return g.Get()
+	}
+	return nil
+}
+
+// IsBoolFlag lets a wrapped boolean flag be given without a value.
+func (d describedValue) IsBoolFlag() bool {
+	b, ok := d.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
 }
 
 // resolve fills what the command line left unset from the environment and
@@ -146,65 +231,158 @@ func (c *config) resolve(fs *flag.FlagSet, x *flagExtras, getenv func(string) st
 			return
 		}
 		if v, ok := file[f.Name]; ok {
-			str, e := fileValue(v)
+			str, e := fileValue(f, v)
 			if e == nil {
 				e = f.Value.Set(str)
 			}
 			if e != nil {
-				err = fmt.Errorf("invalid value for %q in config file: %v", f.Name, e)
+				err = fmt.Errorf("invalid value for %q in config file %s: %v", f.Name, cfgFile, e)
 			}
 		}
 	})
 	if err != nil {
 		return nil, err
 	}
-	for _, k := range strings.Split(x.apiKeys, ",") {
-		if k = strings.TrimSpace(k); k != "" {
-			c.APIKeys = append(c.APIKeys, k)
-		}
-	}
+	c.APIKeys = splitList(x.apiKeys)
 	return c, c.validate()
 }
 
+// validate checks every value that parsed but is out of range. Each error
+// names its flag.
 func (c *config) validate() error {
+	positive := []struct {
+		name string
+		ok   bool
+	}{
+		{"--handshake-timeout", c.Conn.HandshakeTimeout > 0},
+		{"--close-timeout", c.Conn.CloseTimeout > 0},
+		{"--ping-interval", c.WS.PingInterval > 0},
+		{"--pong-timeout", c.WS.PongTimeout > 0},
+		{"--drain-grace", c.DrainGrace > 0},
+		{"--max-frame", c.WS.MaxFrameSize > 0},
+		{"--max-message", c.WS.MaxMessageSize > 0},
+		{"--max-outbound", c.Conn.MaxOutbound > 0},
+		{"--gc-percent", c.GCPercent > 0},
+	}
+	for _, p := range positive {
+		if !p.ok {
+			return fmt.Errorf("%s must be positive", p.name)
+		}
+	}
+	nonNegative := []struct {
+		name string
+		ok   bool
+	}{
+		{"--loops", c.Loops >= 0},
+		{"--max-conns", c.MaxConns >= 0},
+		{"--max-conns-per-ip", c.MaxConnsPerIP >= 0},
+		{"--accept-rate", c.AcceptRate >= 0},
+		{"--accept-burst", c.AcceptBurst >= 0},
+		{"--memory-limit", c.MemoryLimit >= 0},
+	}
+	for _, p := range nonNegative {
+		if !p.ok {
+			return fmt.Errorf("%s must be ≥ 0", p.name)
+		}
+	}
 	switch {
 	case !strings.HasPrefix(c.WSPath, "/"):
-		return errors.New("--ws-path must start with /")
+		return fmt.Errorf("--ws-path %q must start with /", c.WSPath)
 	case c.EchoPath != "" && !strings.HasPrefix(c.EchoPath, "/"):
-		return errors.New("--echo-path must start with /")
+		return fmt.Errorf("--echo-path %q must start with /", c.EchoPath)
 	case c.EchoPath == c.WSPath:
 		return errors.New("--echo-path must differ from --ws-path")
-	case c.GCPercent <= 0:
-		return errors.New("--gc-percent must be positive")
-	case c.Loops < 0:
-		return errors.New("--loops must be ≥ 0")
 	case codec.ValidTopic(c.Prefix) != nil:
-		return fmt.Errorf("--prefix %q: dot-separated tokens of letters, digits, - and _", c.Prefix)
+		return fmt.Errorf("--prefix %q: want dot-separated tokens of letters, digits, - and _", c.Prefix)
 	case c.LogFormat != "text" && c.LogFormat != "json":
 		return fmt.Errorf("--log-format %q: want text or json", c.LogFormat)
-	case c.Conn.MaxFrameSize <= 0 || c.Conn.MaxMessageSize <= 0 || c.Conn.MaxOutbound <= 0:
-		return errors.New("--max-frame, --max-message and --max-outbound must be positive")
-	case c.MaxConns < 0 || c.MaxConnsPerIP < 0 || c.AcceptRate < 0 || c.AcceptBurst < 0:
-		return errors.New("--max-conns, --max-conns-per-ip, --accept-rate and --accept-burst must be ≥ 0")
-	case c.Conn.PingInterval <= 0 || c.Conn.PongTimeout <= 0 || c.Conn.HandshakeTimeout <= 0 || c.Conn.CloseTimeout <= 0:
-		return errors.New("timeouts must be positive")
+	case c.PersonalPrefix != "" && codec.ValidTopic(strings.TrimSuffix(c.PersonalPrefix, ".")) != nil:
+		return fmt.Errorf("--personal-prefix %q: want topic tokens and a final dot, such as \"user.\"", c.PersonalPrefix)
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		return err
 	}
-	if _, err := auth.ParseTrustedProxies(splitList(c.Auth.TrustProxies)); err != nil {
-		return fmt.Errorf("--trust-proxy: %w", err)
-	}
-	if c.PersonalPrefix != "" && codec.ValidTopic(strings.TrimSuffix(c.PersonalPrefix, ".")) != nil {
-		return fmt.Errorf("--personal-prefix %q: want topic tokens and a final dot, such as \"user.\"", c.PersonalPrefix)
+	if c.NATSListen != "off" && c.NATS == "" {
+		if _, _, err := splitHostPort(c.NATSListen); err != nil {
+			return fmt.Errorf("--nats-listen %q: %v", c.NATSListen, err)
+		}
 	}
 	return nil
 }
 
+// parts are the pieces of a node built from the configuration before
+// anything starts: building them reads key files and parses lists, and a
+// failure is a configuration error.
+type parts struct {
+	verifier *auth.Verifier     // nil: insecure mode
+	origins  *auth.OriginPolicy // nil: any origin
+	trusted  *auth.TrustedProxies
+}
+
+// build makes the configuration's parts. Its errors are configuration
+// errors (exit 2), each naming its flag.
+func (c *config) build() (*parts, error) {
+	p := &parts{}
+	var err error
+	if p.trusted, err = auth.ParseTrustedProxies(splitList(c.Auth.TrustProxies)); err != nil {
+		return nil, fmt.Errorf("--trust-proxy: %w", err)
+	}
+	a := &c.Auth
+	var origins *auth.OriginPolicy
+	if list := splitList(a.AllowedOrigins); len(list) > 0 || !a.AllowMissingOrigin {
+		if len(list) == 0 {
+			list = []string{"*"}
+		}
+		if origins, err = auth.NewOriginPolicy(list, a.AllowMissingOrigin); err != nil {
+			return nil, fmt.Errorf("--allowed-origins: %w", err)
+		}
+	}
+	p.origins = origins
+	secrets, keys := splitList(a.SecretFiles), splitList(a.PublicKeyFiles)
+	switch {
+	case len(secrets)+len(keys) == 0 && !a.Insecure:
+		return nil, errors.New("no JWT keys: give --jwt-secret-files or --jwt-public-keys, or --insecure for development")
+	case len(secrets)+len(keys) > 0 && a.Insecure:
+		return nil, errors.New("--insecure cannot be combined with JWT keys")
+	case len(secrets)+len(keys) > 0:
+		leeway := a.Leeway
+		if leeway == 0 {
+			leeway = -1 // VerifierConfig: negative means none, zero the default
+		}
+		p.verifier, err = auth.NewVerifier(auth.VerifierConfig{
+			HS256SecretFiles: secrets,
+			PublicKeyFiles:   keys,
+			Leeway:           leeway,
+			Issuer:           a.Issuer,
+			Audience:         a.Audience,
+			AllowNoExpiry:    a.AllowNoExpiry,
+			DefaultSubscribe: splitList(a.DefaultSubscribe),
+			DefaultPublish:   splitList(a.DefaultPublish),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("--jwt-secret-files / --jwt-public-keys: %w", err)
+		}
+	}
+	return p, nil
+}
+
 // fileValue turns a JSON config-file value into flag text: strings, numbers
 // and booleans as themselves, an array of them joined with commas (for the
-// list flags). Anything else is an error rather than a surprise.
-func fileValue(v any) (string, error) {
+// list flags). A duration must be a string: a bare number would be
+// ambiguous (seconds? nanoseconds?). Anything else is an error rather than a
+// surprise.
+func fileValue(f *flag.Flag, v any) (string, error) {
+	if _, isNum := v.(float64); isNum {
+		if g, ok := f.Value.(flag.Getter); ok {
+			if _, isDur := g.Get().(time.Duration); isDur {
+				return "", fmt.Errorf("want a duration string such as \"25s\", got the number %v", v)
+			}
+		}
+	}
+	return plainFileValue(v)
+}
+
+func plainFileValue(v any) (string, error) {
 	switch x := v.(type) {
 	case string:
 		return x, nil
@@ -218,7 +396,7 @@ func fileValue(v any) (string, error) {
 			if _, nested := e.([]any); nested {
 				return "", errors.New("nested arrays are not allowed")
 			}
-			s, err := fileValue(e)
+			s, err := plainFileValue(e)
 			if err != nil {
 				return "", err
 			}
@@ -227,4 +405,22 @@ func fileValue(v any) (string, error) {
 		return strings.Join(parts, ","), nil
 	}
 	return "", fmt.Errorf("want a string, number, boolean or array, got %T", v)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(strings.ToUpper(s))); err != nil {
+		return 0, fmt.Errorf("--log-level %q: want debug, info, warn or error", s)
+	}
+	return l, nil
 }

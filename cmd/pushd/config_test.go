@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,9 +33,9 @@ func TestConfigPrecedence(t *testing.T) {
 	}{
 		{"flag beats env and file", cfg.Prefix, "flag"},
 		{"env beats file", cfg.Listen, ":9100"},
-		{"file beats default", cfg.Conn.PingInterval, 7 * time.Second},
-		{"file number", cfg.Conn.MaxFrameSize, 4096},
-		{"file float", cfg.Conn.CommandRate, 2.5},
+		{"file beats default", cfg.WS.PingInterval, 7 * time.Second},
+		{"file number", cfg.WS.MaxFrameSize, 4096},
+		{"file float", cfg.Session.CommandRate, 2.5},
 		{"file array joins a list flag", cfg.Auth.AllowedOrigins, "https://a.example,https://*.b.example"},
 		{"file boolean", cfg.ClientPublish, true},
 		{"default", cfg.APIListen, "127.0.0.1:8081"},
@@ -99,5 +100,92 @@ func TestConfigErrors(t *testing.T) {
 func TestRunBadFlagExitCode(t *testing.T) {
 	if code := run([]string{"--loops", "x"}); code != 2 {
 		t.Fatalf("exit code %d, want 2", code)
+	}
+}
+
+// Errors name the flag, variable or file key, and say what was expected.
+func TestConfigErrorsNameTheFlag(t *testing.T) {
+	dir := t.TempDir()
+	num := filepath.Join(dir, "num.json")
+	_ = os.WriteFile(num, []byte(`{"ping-interval":25}`), 0o600)
+	cases := []struct {
+		args []string
+		env  map[string]string
+		want []string
+	}{
+		{[]string{"--ping-interval", "0s"}, nil, []string{"--ping-interval must be positive"}},
+		{[]string{"--pong-timeout", "-1s"}, nil, []string{"--pong-timeout must be positive"}},
+		{[]string{"--close-timeout", "0s"}, nil, []string{"--close-timeout"}},
+		{[]string{"--handshake-timeout", "0s"}, nil, []string{"--handshake-timeout"}},
+		{[]string{"--drain-grace", "0s"}, nil, []string{"--drain-grace"}},
+		{[]string{"--ping-interval", "soon"}, nil, []string{"ping-interval", "duration such as 25s"}},
+		{[]string{"--loops", "x"}, nil, []string{"loops", "want an integer"}},
+		{[]string{"--accept-rate", "fast"}, nil, []string{"accept-rate", "want a number"}},
+		{nil, map[string]string{"PUSHD_PONG_TIMEOUT": "10"}, []string{"PUSHD_PONG_TIMEOUT", "duration"}},
+		{[]string{"--config", num}, nil, []string{`"ping-interval"`, "num.json", "duration string", "number 25"}},
+		{[]string{"--nats-listen", "nowhere"}, nil, []string{"--nats-listen"}},
+	}
+	for _, tc := range cases {
+		_, err := parseConfig(tc.args, envOf(tc.env))
+		if err == nil {
+			t.Errorf("%v %v: no error", tc.args, tc.env)
+			continue
+		}
+		for _, w := range tc.want {
+			if msg := err.Error(); !strings.Contains(msg, w) || strings.Contains(msg, "\n") {
+				t.Errorf("%v %v: error %q, want one line mentioning %q", tc.args, tc.env, msg, w)
+			}
+		}
+	}
+}
+
+// Every configuration error exits 2 (docs/operations.md §1), whether the
+// flag parser, validation or building the parts finds it; -h and
+// --version exit 0.
+func TestConfigErrorsExit2(t *testing.T) {
+	base := []string{"--listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0", "--nats-listen", "off"}
+	for _, args := range [][]string{
+		{"--loops", "x"},
+		{"--prefix", "a b", "--insecure"},
+		{"--allowed-origins", "ftp://x y", "--insecure"},
+		{"--trust-proxy", "not-an-ip", "--insecure"},
+		{"--jwt-secret-files", "/no/such/file"},
+		{"--jwt-secret-files", "/no/such/file", "--insecure"},
+		{}, // no JWT keys and no --insecure
+	} {
+		if code := run(append(append([]string(nil), base...), args...)); code != exitBadConf {
+			t.Errorf("%v: exit code %d, want %d", args, code, exitBadConf)
+		}
+	}
+	for _, args := range [][]string{{"-h"}, {"--version"}} {
+		if code := run(args); code != exitOK {
+			t.Errorf("%v: exit code %d, want 0", args, code)
+		}
+	}
+	if v := versionString(); !strings.HasPrefix(v, "pushd ") || !strings.Contains(v, "go1.") {
+		t.Errorf("version %q", v)
+	}
+}
+
+// A busy embedded NATS port fails start-up at once (exit 1), naming the
+// address and the cause, instead of waiting for a start-up timeout.
+func TestEmbeddedNATSPortBusy(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	busy := l.Addr().String()
+	start := time.Now()
+	_, err = startEmbeddedNATS(busy)
+	if err == nil || !strings.Contains(err.Error(), busy) || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("error %v, want one naming %s and the cause", err, busy)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("failed after %v, want at once", d)
+	}
+	args := []string{"--listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0", "--nats-listen", busy, "--insecure"}
+	if code := run(args); code != exitFailed {
+		t.Errorf("exit code %d, want %d", code, exitFailed)
 	}
 }

@@ -35,7 +35,11 @@ func testNodeLog(t *testing.T, log *slog.Logger, extra ...string) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := startNode(cfg, log)
+	p, err := cfg.build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := startNode(cfg, p, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,29 +8,35 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/pushd/pushd/cmd/pushd/internal/api"
+	"github.com/pushd/pushd/cmd/pushd/internal/metrics"
+	"github.com/pushd/pushd/codec"
+	"github.com/pushd/pushd/conn"
 	"github.com/pushd/pushd/conn/auth"
+	"github.com/pushd/pushd/conn/session"
+	"github.com/pushd/pushd/conn/ws"
 	"github.com/pushd/pushd/netpoll"
 	"github.com/pushd/pushd/topics"
 	"github.com/pushd/pushd/topics/broker/natsbroker"
+	"github.com/pushd/pushd/topics/metric"
 )
 
-// node is one running pushd: the WebSocket engine, the topic hub, the NATS
-// connection (and the embedded NATS server when no external one is given),
-// and the HTTP API. Its methods are safe for concurrent use.
+// node is one running pushd: the embedded NATS server (when no external one
+// is given), the NATS connection, the broker and topic hub, the WebSocket
+// engine, and the HTTP API. Its methods are safe for concurrent use.
 type node struct {
 	cfg    *config
 	log    *slog.Logger
-	adm    *admitter
 	ns     *server.Server // nil with an external NATS
 	nc     *nats.Conn
 	broker *natsbroker.Broker
 	hub    *topics.Hub
+	smet   *session.Metrics // the sessions' counters
 	srv    *netpoll.Server
 	api    *http.Server
 	apiL   net.Listener
@@ -38,7 +44,7 @@ type node struct {
 
 // startNode starts every part of a node and returns when all of them are
 // serving. On error, whatever had started is stopped again.
-func startNode(cfg *config, log *slog.Logger) (n *node, err error) {
+func startNode(cfg *config, p *parts, log *slog.Logger) (n *node, err error) {
 	n = &node{cfg: cfg, log: log}
 	defer func() {
 		if err != nil {
@@ -46,31 +52,121 @@ func startNode(cfg *config, log *slog.Logger) (n *node, err error) {
 			n = nil
 		}
 	}()
-	if n.adm, err = newAdmitter(&cfg.Auth, cfg.PersonalPrefix, log); err != nil {
-		return n, err
-	}
-	if n.adm.verifier == nil {
+	adm := auth.NewAdmitter(auth.AdmitterConfig{Verifier: p.verifier, Origins: p.origins, PersonalPrefix: cfg.PersonalPrefix, Logger: log})
+	if adm.Insecure() {
 		log.Warn("INSECURE MODE: clients are not authenticated; every client may subscribe to any topic" +
 			" (never run this facing the internet)")
 	}
-	trusted, err := auth.ParseTrustedProxies(splitList(cfg.Auth.TrustProxies))
-	if err != nil {
+	if err = n.connectNATS(); err != nil {
 		return n, err
 	}
+	if n.broker, err = natsbroker.New(n.nc, natsbroker.Config{Prefix: cfg.Prefix, Logger: log}); err != nil {
+		return n, err
+	}
+	if n.hub, err = topics.New(n.broker, topics.Config{Logger: log}); err != nil {
+		return n, err
+	}
+	n.smet = new(session.Metrics)
+	n.srv, err = netpoll.Start(netpoll.Config{
+		Addr:   cfg.Listen,
+		Loops:  cfg.Loops,
+		Routes: n.routes(adm, n.smet),
+		Conn:   cfg.Conn,
+		Tick:   conn.TickFor(cfg.Conn.HandshakeTimeout, cfg.Conn.CloseTimeout, cfg.WS.PingInterval, cfg.WS.PongTimeout),
+		Hub:    n.hub,
+		Logger: log,
+
+		MaxConns:       cfg.MaxConns,
+		MaxConnsPerIP:  cfg.MaxConnsPerIP,
+		AcceptRate:     cfg.AcceptRate,
+		AcceptBurst:    cfg.AcceptBurst,
+		TrustedProxies: p.trusted,
+	})
+	if err != nil {
+		return n, fmt.Errorf("websocket listener %s: %w", cfg.Listen, err)
+	}
+	if n.apiL, err = net.Listen("tcp", cfg.APIListen); err != nil {
+		return n, fmt.Errorf("api listener: %w", err)
+	}
+	publishLatency := metric.NewHistogram(api.PublishLatencyBounds)
+	reg := metrics.Registry(metrics.New(metrics.Sources{
+		Conn:           n.srv.Metrics(),
+		Session:        n.smet,
+		Refused:        adm.Refused,
+		Hub:            n.hub.Stats,
+		PublishLatency: publishLatency,
+	}))
+	a := api.New(api.Config{
+		Hub:            n.hub,
+		Keys:           cfg.APIKeys,
+		Ready:          n.ready,
+		Metrics:        metrics.Handler(reg),
+		Logger:         log,
+		PublishLatency: publishLatency,
+	})
+	n.api = &http.Server{
+		Handler:           a.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	go func() {
+		if err := n.api.Serve(n.apiL); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("api server", "err", err)
+		}
+	}()
+	log.Info("pushd serving", "version", versionString(), "ws", n.wsURL(), "api", n.apiURL())
+	return n, nil
+}
+
+// routes is the endpoint table: the v1 protocol at --ws-path, and the echo
+// endpoint at --echo-path when set.
+func (n *node) routes(adm *auth.Admitter, smet *session.Metrics) []conn.Route {
+	cfg := n.cfg
+	scfg := cfg.Session
+	if adm != nil {
+		scfg.PersonalTopic = func(id session.Identity) string {
+			aid, _ := id.(*auth.Identity)
+			return adm.PersonalTopic(aid)
+		}
+	}
+	if cfg.ClientPublish {
+		scfg.Publish = n.hub.Publish
+	}
+	admit := func(req *codec.Request) (session.Identity, string, *codec.HandshakeError) {
+		id, proto, herr := adm.Admit(req)
+		if id == nil { // no typed nil inside the interface
+			return nil, proto, herr
+		}
+		return id, proto, herr
+	}
+	routes := []conn.Route{ws.V1Route(cfg.WSPath, cfg.WS, admit, scfg, smet)}
+	if cfg.EchoPath != "" {
+		routes = append(routes, ws.EchoRoute(cfg.EchoPath, cfg.WS))
+	}
+	return routes
+}
+
+// connectNATS starts the embedded NATS server when no external one is
+// configured, and connects to NATS.
+func (n *node) connectNATS() error {
+	cfg, log := n.cfg, n.log
 	url := cfg.NATS
-	var natsOpts []nats.Option
+	var opts []nats.Option
 	if url == "" {
+		var err error
 		if n.ns, err = startEmbeddedNATS(cfg.NATSListen); err != nil {
-			return n, err
+			return err
 		}
 		if cfg.NATSListen == "off" {
-			natsOpts = append(natsOpts, nats.InProcessServer(n.ns))
+			opts = append(opts, nats.InProcessServer(n.ns))
 		} else {
 			url = n.ns.ClientURL()
 		}
 		log.Info("embedded NATS server started", "listen", cfg.NATSListen)
 	}
-	natsOpts = append(natsOpts,
+	opts = append(opts,
 		nats.Name("pushd"),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250*time.Millisecond),
@@ -90,72 +186,50 @@ func startNode(cfg *config, log *slog.Logger) (n *node, err error) {
 			log.Warn("NATS error", "err", err, "subject", subj)
 		}),
 	)
-	if n.nc, err = nats.Connect(url, natsOpts...); err != nil {
-		return n, fmt.Errorf("connect to NATS: %w", err)
+	var err error
+	if n.nc, err = nats.Connect(url, opts...); err != nil {
+		return fmt.Errorf("connect to NATS: %w", err)
 	}
-	if n.broker, err = natsbroker.New(n.nc, natsbroker.Config{Prefix: cfg.Prefix, Logger: log}); err != nil {
-		return n, err
-	}
-	if n.hub, err = topics.New(n.broker, topics.Config{Logger: log}); err != nil {
-		return n, err
-	}
-	n.srv, err = netpoll.Start(netpoll.Config{
-		Addr:     cfg.Listen,
-		Loops:    cfg.Loops,
-		WSPath:   cfg.WSPath,
-		EchoPath: cfg.EchoPath,
-		Conn:     cfg.Conn,
-		Hub:      n.hub,
-		Logger:   log,
+	return nil
+}
 
-		MaxConns:       cfg.MaxConns,
-		MaxConnsPerIP:  cfg.MaxConnsPerIP,
-		AcceptRate:     cfg.AcceptRate,
-		AcceptBurst:    cfg.AcceptBurst,
-		TrustedProxies: trusted,
-		Admit:          n.adm.admit,
-		PersonalTopic:  n.adm.personalTopic,
-		Publish:        n.clientPublish(),
-	})
+// splitHostPort parses the embedded server's listen address.
+func splitHostPort(listen string) (string, int, error) {
+	host, port, err := net.SplitHostPort(listen)
 	if err != nil {
-		return n, fmt.Errorf("websocket listener %s: %w", cfg.Listen, err)
+		return "", 0, err
 	}
-	if n.apiL, err = net.Listen("tcp", cfg.APIListen); err != nil {
-		return n, fmt.Errorf("api listener: %w", err)
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p > 65535 {
+		return "", 0, errors.New("bad port")
 	}
-	n.api = &http.Server{
-		Handler:           n.apiHandler(),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	go func() {
-		if err := n.api.Serve(n.apiL); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("api server", "err", err)
-		}
-	}()
-	log.Info("pushd serving", "ws", "ws://"+n.srv.Addr()+cfg.WSPath, "api", "http://"+n.apiL.Addr().String())
-	return n, nil
+	return host, p, nil
 }
 
 // startEmbeddedNATS starts a NATS server on listen ("host:port", or "off"
-// for in-process connections only).
+// for in-process connections only). A busy address fails at once, naming
+// the address and the error, rather than after a start-up timeout.
 func startEmbeddedNATS(listen string) (*server.Server, error) {
 	opts := &server.Options{ServerName: "pushd-embedded", NoLog: true, NoSigs: true, MaxPayload: 1 << 20}
 	if listen == "off" {
 		opts.DontListen = true
 	} else {
-		host, port, err := net.SplitHostPort(listen)
+		host, p, err := splitHostPort(listen)
 		if err != nil {
 			return nil, fmt.Errorf("--nats-listen %q: %w", listen, err)
 		}
-		p, err := strconv.Atoi(port)
-		if err != nil || p < 0 || p > 65535 {
-			return nil, fmt.Errorf("--nats-listen %q: bad port", listen)
-		}
 		if p == 0 {
 			p = server.RANDOM_PORT
+		} else {
+			// The server reports a failed listen only through its log (off
+			// here) and a start-up that never completes: try the address
+			// first. The window between this check and the server's own
+			// listen is a few microseconds.
+			l, err := net.Listen("tcp", listen)
+			if err != nil {
+				return nil, fmt.Errorf("embedded NATS cannot listen on %s: %w", listen, err)
+			}
+			_ = l.Close()
 		}
 		opts.Host, opts.Port = host, p
 	}
@@ -166,18 +240,9 @@ func startEmbeddedNATS(listen string) (*server.Server, error) {
 	ns.Start()
 	if !ns.ReadyForConnections(10 * time.Second) {
 		ns.Shutdown()
-		return nil, fmt.Errorf("embedded NATS did not start on %s", listen)
+		return nil, fmt.Errorf("embedded NATS did not start on %s within 10s", listen)
 	}
 	return ns, nil
-}
-
-// clientPublish returns the publish function for the client publish
-// command, or nil when client publishing is off.
-func (n *node) clientPublish() func(string, []byte) error {
-	if !n.cfg.ClientPublish {
-		return nil
-	}
-	return n.hub.Publish
 }
 
 // wsURL returns the WebSocket endpoint's URL.
@@ -189,7 +254,7 @@ func (n *node) apiURL() string { return "http://" + n.apiL.Addr().String() }
 // ready reports whether the node can serve: NATS connected and the engine
 // accepting.
 func (n *node) ready() bool {
-	return n.nc != nil && n.nc.IsConnected() && n.srv != nil && n.srv.Serving()
+	return n.broker != nil && n.broker.Connected() && n.srv != nil && n.srv.Serving()
 }
 
 // shutdown drains the node: clients get close 1001 and have until ctx ends
@@ -231,12 +296,4 @@ func (n *node) close() {
 		n.ns.Shutdown()
 		n.ns.WaitForShutdown()
 	}
-}
-
-func parseLevel(s string) (slog.Level, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(strings.ToUpper(s))); err != nil {
-		return 0, fmt.Errorf("--log-level %q: want debug, info, warn or error", s)
-	}
-	return l, nil
 }

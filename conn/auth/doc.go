@@ -11,9 +11,10 @@
 //     hijacking.
 //   - RedactQuery, RedactHeader and RedactingHandler keep secrets out of
 //     logs.
-//   - TokenBucket, PerIPCounter and TrustedProxies are the accept-rate,
-//     per-IP and forwarded-address pieces the engine uses before it
-//     allocates any per-connection state.
+//   - PerIPCounter, TrustedProxies and RetryAfterSeconds are the per-IP,
+//     forwarded-address and Retry-After pieces the engine uses before it
+//     allocates any per-connection state. The accept rate is a
+//     golang.org/x/time/rate.Limiter in the engine itself.
 //
 // Nothing here does I/O after construction, starts goroutines, or knows gnet
 // or NATS. Every type is safe for concurrent use once built, so one instance

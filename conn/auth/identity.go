@@ -3,6 +3,7 @@ package auth
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -148,19 +149,14 @@ func (id *Identity) Expired(now time.Time) bool {
 
 // SubscribePatterns returns a copy of the subscribe patterns, for logs and
 // diagnostics. Safe for concurrent use.
-func (id *Identity) SubscribePatterns() []Pattern { return append([]Pattern(nil), id.subscribe...) }
+func (id *Identity) SubscribePatterns() []Pattern { return slices.Clone(id.subscribe) }
 
 // PublishPatterns returns a copy of the publish patterns. Safe for
 // concurrent use.
-func (id *Identity) PublishPatterns() []Pattern { return append([]Pattern(nil), id.publish...) }
+func (id *Identity) PublishPatterns() []Pattern { return slices.Clone(id.publish) }
 
 func matchAny(ps []Pattern, topic string) bool {
-	for _, p := range ps {
-		if p.Match(topic) {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(ps, func(p Pattern) bool { return p.Match(topic) })
 }
 
 // PersonalTopic returns the personal topic of subject: prefix + subject,

@@ -1,83 +1,11 @@
 package auth
 
 import (
-	"math"
 	"net/netip"
 	"strconv"
 	"sync"
 	"time"
 )
-
-// TokenBucket is a token-bucket rate limiter with an injected clock: it
-// holds up to burst tokens, refills at rate tokens per second, and each
-// allowed event takes one. The engine uses one for the accept/handshake
-// rate, shared by every event loop, so it is safe for concurrent use (a
-// mutex; one uncontended lock per accepted connection). The bucket starts
-// full.
-type TokenBucket struct {
-	// Immutable after NewTokenBucket.
-	rate  float64 // tokens per second; 0 = unlimited
-	burst float64
-
-	mu     sync.Mutex // guards tokens and last
-	tokens float64
-	last   time.Time // time of the last refill; zero before the first call
-}
-
-// NewTokenBucket returns a full bucket of burst tokens (at least 1) that
-// refills at ratePerSec. A ratePerSec of zero or less means unlimited:
-// Allow always reports true. Pure.
-func NewTokenBucket(ratePerSec float64, burst int) *TokenBucket {
-	if ratePerSec <= 0 || math.IsNaN(ratePerSec) {
-		return &TokenBucket{}
-	}
-	b := float64(max(burst, 1))
-	return &TokenBucket{rate: ratePerSec, burst: b, tokens: b}
-}
-
-// refillLocked adds the tokens earned since the last call. A clock that
-// goes backwards earns nothing. b.mu must be held.
-func (b *TokenBucket) refillLocked(now time.Time) {
-	if b.last.IsZero() {
-		b.last = now
-		return
-	}
-	if d := now.Sub(b.last); d > 0 {
-		b.tokens = min(b.burst, b.tokens+d.Seconds()*b.rate)
-		b.last = now
-	}
-}
-
-// Allow reports whether an event at now is within the rate, and if so
-// takes a token for it. Safe for concurrent use.
-func (b *TokenBucket) Allow(now time.Time) bool {
-	if b.rate == 0 {
-		return true
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.refillLocked(now)
-	if b.tokens >= 1 {
-		b.tokens--
-		return true
-	}
-	return false
-}
-
-// RetryAfter returns how long after now the next token will be available;
-// zero if one is available now. It takes no token. Safe for concurrent use.
-func (b *TokenBucket) RetryAfter(now time.Time) time.Duration {
-	if b.rate == 0 {
-		return 0
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.refillLocked(now)
-	if b.tokens >= 1 {
-		return 0
-	}
-	return time.Duration(math.Ceil((1 - b.tokens) / b.rate * float64(time.Second)))
-}
 
 // RetryAfterSeconds formats d as the value of a Retry-After header (RFC 9110
 // §10.2.3: whole seconds), rounding up and never below 1, so a client that

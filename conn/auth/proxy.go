@@ -3,6 +3,7 @@ package auth
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 )
 
@@ -50,10 +51,5 @@ func (t *TrustedProxies) Trusted(peer netip.Addr) bool {
 		return false
 	}
 	peer = peer.Unmap().WithZone("")
-	for _, p := range t.prefixes {
-		if p.Contains(peer) {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(t.prefixes, func(p netip.Prefix) bool { return p.Contains(peer) })
 }

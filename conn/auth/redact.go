@@ -2,9 +2,12 @@ package auth
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -62,12 +65,7 @@ func isSensitiveParam(k string) bool {
 			k = u
 		}
 	}
-	for _, s := range sensitiveParams {
-		if strings.EqualFold(k, s) {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(sensitiveParams, func(s string) bool { return strings.EqualFold(k, s) })
 }
 
 // RedactHeader returns the value of the header name as it may be logged:
@@ -76,10 +74,8 @@ func isSensitiveParam(k string) bool {
 // may carry a token), otherwise value with any JWT-shaped text replaced.
 // name is case-insensitive. Pure; safe for concurrent use.
 func RedactHeader(name, value string) string {
-	for _, h := range sensitiveHeaders {
-		if strings.EqualFold(name, h) {
-			return Redacted
-		}
+	if slices.ContainsFunc(sensitiveHeaders, func(h string) bool { return strings.EqualFold(name, h) }) {
+		return Redacted
 	}
 	return redactJWTs(value)
 }
@@ -157,15 +153,10 @@ func sensitiveKey(k string) bool {
 	if k == "key" || k == "keys" {
 		return true
 	}
-	for _, s := range []string{
+	return slices.ContainsFunc([]string{
 		"token", "secret", "password", "passwd", "authorization", "cookie",
 		"api_key", "apikey", "api-key", "credential", "jwt", "sec-websocket-protocol", "subprotocol",
-	} {
-		if strings.Contains(k, s) {
-			return true
-		}
-	}
-	return false
+	}, func(s string) bool { return strings.Contains(k, s) })
 }
 
 // queryKey reports whether a log attribute's key holds a raw query string.
@@ -276,4 +267,17 @@ func redactAttr(a slog.Attr) slog.Attr {
 		}
 	}
 	return slog.Attr{Key: a.Key, Value: v}
+}
+
+// Fingerprint names a secret in logs without revealing it: "fp:" and the
+// first 12 hex digits of its SHA-256, or "none" for an empty secret. Equal
+// secrets give equal fingerprints, so an operator can match a refused token
+// or API key with the one they issued (by fingerprinting it the same way)
+// while the log holds nothing that can be replayed. Pure.
+func Fingerprint(secret string) string {
+	if secret == "" {
+		return "none"
+	}
+	sum := sha256.Sum256([]byte(secret))
+	return "fp:" + hex.EncodeToString(sum[:6])
 }

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/pushd/pushd/codec"
@@ -43,11 +44,8 @@ const TokenQueryParam = "token"
 // a browser that sends the token as a protocol must offer "pushd.v1" too.
 // Pure; safe for concurrent use.
 func TokenFrom(req *codec.Request) (token, protocol string) {
-	for _, p := range req.Protocols {
-		if p == ProtocolV1 {
-			protocol = ProtocolV1
-			break
-		}
+	if slices.Contains(req.Protocols, ProtocolV1) {
+		protocol = ProtocolV1
 	}
 	if t := bearer(req.Authorization); t != "" {
 		return t, protocol

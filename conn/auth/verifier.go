@@ -153,8 +153,8 @@ type verifyKey struct {
 // Verifier serves every event loop.
 type Verifier struct {
 	keys       map[string]verifyKey
-	def        *verifyKey             // for tokens without kid; nil if none
-	parsers    map[string]*jwt.Parser // alg → parser accepting only that alg
+	def        *verifyKey                    // for tokens without kid; nil if none
+	parserOpts map[string][]jwt.ParserOption // alg → options of a parser accepting only that alg; len == cap
 	leeway     time.Duration
 	issuer     string
 	audience   string
@@ -230,13 +230,28 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 			v.def = &k
 		}
 	}
-	// One parser per algorithm in use, each accepting only that algorithm.
-	// Claims are checked by Verify against its own now, so a parser only
-	// decodes and checks the signature. Parsers are immutable, thus shared.
-	v.parsers = map[string]*jwt.Parser{}
+	// The library checks exp, nbf, iss and aud (RFC 7519 §4.1). Its
+	// validator reads the time from a function, and Verify's now must
+	// decide, so Verify builds a parser per call from these options and
+	// one that returns now. iat is not checked (RFC 7519 §4.1.6 gives it no
+	// validity rule), nor is nbf required.
+	common := []jwt.ParserOption{jwt.WithLeeway(v.leeway)}
+	if v.requireExp {
+		common = append(common, jwt.WithExpirationRequired())
+	}
+	if v.issuer != "" {
+		common = append(common, jwt.WithIssuer(v.issuer))
+	}
+	if v.audience != "" {
+		common = append(common, jwt.WithAudience(v.audience))
+	}
+	// One option set per algorithm in use, each accepting only that
+	// algorithm. Clipped, so Verify's append copies instead of writing
+	// into the shared array.
+	v.parserOpts = map[string][]jwt.ParserOption{}
 	for _, k := range v.keys {
-		if v.parsers[k.alg] == nil {
-			v.parsers[k.alg] = jwt.NewParser(jwt.WithValidMethods([]string{k.alg}), jwt.WithoutClaimsValidation())
+		if v.parserOpts[k.alg] == nil {
+			v.parserOpts[k.alg] = slices.Clip(append(slices.Clone(common), jwt.WithValidMethods([]string{k.alg})))
 		}
 	}
 	var err error
@@ -323,7 +338,8 @@ type pushdClaim struct {
 // key's algorithm, so "none", HS/RS confusion and any other substitution
 // fail; the signature; sub present; exp present unless AllowNoExpiry; iss
 // and aud when configured; the pushd claim's patterns; then exp and nbf
-// against now, with the leeway. Errors are *TokenError and never contain
+// against now, with the leeway. When several checks fail, the first in
+// this order names the error. Errors are *TokenError and never contain
 // token text. Safe for concurrent use.
 func (v *Verifier) Verify(token string, now time.Time) (*Identity, error) {
 	if token == "" {
@@ -351,11 +367,17 @@ func (v *Verifier) Verify(token string, now time.Time) (*Identity, error) {
 	var c claims
 	// The parser for k.alg accepts that algorithm only (the library's
 	// WithValidMethods), a second line of defence behind the check above.
-	_, err := v.parsers[k.alg].ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return k.key, nil })
+	// It checks the claims only once the signature holds.
+	p := jwt.NewParser(append(v.parserOpts[k.alg], jwt.WithTimeFunc(func() time.Time { return now }))...)
+	_, err := p.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return k.key, nil })
+	var claimsErr error // exp, nbf, iss or aud failed; c is decoded and signed
 	if err != nil {
-		return nil, classify(err)
+		if !errors.Is(err, jwt.ErrTokenInvalidClaims) {
+			return nil, classify(err)
+		}
+		claimsErr = err
 	}
-	return v.identity(&c, now)
+	return v.identity(&c, claimsErr)
 }
 
 // header is the part of a JOSE header Verify looks at before the library
@@ -416,19 +438,49 @@ func classify(err error) *TokenError {
 	return errInvalidGeneral
 }
 
-// identity checks the verified claims and builds the Identity.
-func (v *Verifier) identity(c *claims, now time.Time) (*Identity, error) {
+// claimErrors maps the library's failed claim checks (claimsErr, nil if
+// none failed) onto ours, split as Verify orders them: a missing exp, a
+// wrong iss or aud come before the pushd claim's patterns (first), expiry
+// and not-yet-valid after (second). The library joins every failure into
+// one error; ErrTokenRequiredClaimMissing does not say which claim (only
+// its text does), so the claims themselves tell.
+func (v *Verifier) claimErrors(c *claims, claimsErr error) (first, second *TokenError) {
+	if claimsErr == nil {
+		return nil, nil
+	}
+	missing := errors.Is(claimsErr, jwt.ErrTokenRequiredClaimMissing)
+	switch {
+	case missing && v.requireExp && c.ExpiresAt == nil:
+		first = errNoExp
+	case errors.Is(claimsErr, jwt.ErrTokenInvalidIssuer), missing && v.issuer != "" && c.Issuer == "":
+		first = errIssuer
+	case errors.Is(claimsErr, jwt.ErrTokenInvalidAudience), missing && v.audience != "":
+		first = errAudience // the last claim we may require: aud absent or empty
+	}
+	switch {
+	case errors.Is(claimsErr, jwt.ErrTokenExpired):
+		second = errExpired
+	case errors.Is(claimsErr, jwt.ErrTokenNotValidYet):
+		second = errNotYetValid
+	}
+	if first == nil && second == nil {
+		first = errInvalidGeneral // a check we did not ask for
+	}
+	return first, second
+}
+
+// identity checks the verified claims, given the library's verdict on exp,
+// nbf, iss and aud (claimsErr), and builds the Identity.
+func (v *Verifier) identity(c *claims, claimsErr error) (*Identity, error) {
 	switch {
 	case c.Subject == "":
 		return nil, errNoSub
 	case len(c.Subject) > MaxSubjectLen:
 		return nil, errSubTooLong
-	case c.ExpiresAt == nil && v.requireExp:
-		return nil, errNoExp
-	case v.issuer != "" && c.Issuer != v.issuer:
-		return nil, errIssuer
-	case v.audience != "" && !slices.Contains([]string(c.Audience), v.audience):
-		return nil, errAudience
+	}
+	first, second := v.claimErrors(c, claimsErr)
+	if first != nil {
+		return nil, first
 	}
 	id := &Identity{subject: c.Subject, subscribe: v.defSub, publish: v.defPub}
 	if c.Pushd != nil {
@@ -445,16 +497,15 @@ func (v *Verifier) identity(c *claims, now time.Time) (*Identity, error) {
 		}
 	}
 	// RFC 7519 §4.1.4: the token must not be accepted on or after exp;
-	// §4.1.5: nor before nbf. The leeway absorbs clock skew between the
-	// issuer and this node.
+	// §4.1.5: nor before nbf. The library applied the leeway, which absorbs
+	// clock skew between the issuer and this node, to both: it refuses at
+	// or after exp+leeway and before nbf-leeway. The connection lives
+	// until the same instant.
+	if second != nil {
+		return nil, second
+	}
 	if c.ExpiresAt != nil {
 		id.expires = c.ExpiresAt.Add(v.leeway)
-		if !now.Before(id.expires) {
-			return nil, errExpired
-		}
-	}
-	if c.NotBefore != nil && now.Add(v.leeway).Before(c.NotBefore.Time) {
-		return nil, errNotYetValid
 	}
 	return id, nil
 }

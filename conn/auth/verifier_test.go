@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -375,6 +376,50 @@ func TestVerifyClaimsOptions(t *testing.T) {
 	}
 }
 
+// TestVerifyFirstFailureNamesTheError gives tokens that fail several
+// checks at once: the error is the first failure in Verify's documented
+// order, although the library checks exp, nbf, iss and aud together.
+func TestVerifyFirstFailureNamesTheError(t *testing.T) {
+	expired := func(c jwt.MapClaims) { c["exp"] = now.Add(-time.Hour).Unix() }
+	issAud := func(c *VerifierConfig) { c.Issuer = "https://idp"; c.Audience = "pushd" }
+	cases := []struct {
+		name   string
+		cfg    func(*VerifierConfig)
+		claims func(jwt.MapClaims)
+		want   *TokenError
+	}{
+		{"no sub, expired", nil, func(c jwt.MapClaims) { delete(c, "sub"); expired(c) }, errNoSub},
+		{"sub too long, wrong issuer", issAud, func(c jwt.MapClaims) {
+			c["sub"] = strings.Repeat("u", MaxSubjectLen+1)
+			c["iss"] = "https://evil"
+		}, errSubTooLong},
+		{"no exp, no iss, no aud", issAud, func(c jwt.MapClaims) { delete(c, "exp") }, errNoExp},
+		{"no exp allowed, no iss, no aud", func(c *VerifierConfig) { issAud(c); c.AllowNoExpiry = true },
+			func(c jwt.MapClaims) { delete(c, "exp") }, errIssuer},
+		{"no iss, wrong aud", issAud, func(c jwt.MapClaims) { c["aud"] = "api" }, errIssuer},
+		{"empty iss", issAud, func(c jwt.MapClaims) { c["iss"] = ""; c["aud"] = "pushd" }, errIssuer},
+		{"right iss, no aud", issAud, func(c jwt.MapClaims) { c["iss"] = "https://idp" }, errAudience},
+		{"right iss, empty aud list", issAud, func(c jwt.MapClaims) { c["iss"] = "https://idp"; c["aud"] = []string{} }, errAudience},
+		{"right iss, aud of one empty string", issAud, func(c jwt.MapClaims) { c["iss"] = "https://idp"; c["aud"] = "" }, errAudience},
+		{"wrong aud, expired", func(c *VerifierConfig) { c.Audience = "pushd" },
+			func(c jwt.MapClaims) { c["aud"] = "api"; expired(c) }, errAudience},
+		{"bad pattern, expired", nil, func(c jwt.MapClaims) {
+			c["pushd"] = map[string]any{"subscribe": []string{"a.*.b"}}
+			expired(c)
+		}, errPattern},
+		{"expired and not yet valid", nil, func(c jwt.MapClaims) { expired(c); c["nbf"] = now.Add(time.Hour).Unix() }, errExpired},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			v := testVerifier(t, tc.cfg)
+			id, err := v.Verify(sign(t, jwt.SigningMethodHS256, "k1", secret1, claimsMap(tc.claims)), now)
+			if err != error(tc.want) {
+				t.Fatalf("Verify = %+v, %v; want %v", id, err, tc.want)
+			}
+		})
+	}
+}
+
 func TestVerifyKeyRotation(t *testing.T) {
 	tok1 := sign(t, jwt.SigningMethodHS256, "k1", secret1, claimsMap(nil))
 	tok2 := sign(t, jwt.SigningMethodHS256, "k2", secret2, claimsMap(nil))
@@ -495,7 +540,7 @@ func TestVerifierFiles(t *testing.T) {
 	k := keys()
 	dir := t.TempDir()
 	secretFile := filepath.Join(dir, "2024-06.key")
-	if err := os.WriteFile(secretFile, append(append([]byte(nil), secret1...), "\r\n"...), 0o600); err != nil {
+	if err := os.WriteFile(secretFile, append(bytes.Clone(secret1), "\r\n"...), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour)}

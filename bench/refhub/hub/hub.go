@@ -29,7 +29,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -38,6 +37,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/pushd/pushd/codec"
+	"github.com/pushd/pushd/loadtest/procstat"
 )
 
 // Close codes, as in pushd's protocol.
@@ -425,7 +425,7 @@ func (h *Hub) APIHandler() http.Handler {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		b := []byte("# TYPE refhub_connections gauge\nrefhub_connections ")
 		b = strconv.AppendInt(b, h.conns.Load(), 10)
-		if rss := selfRSS(); rss > 0 {
+		if rss := procstat.SelfRSS(); rss > 0 {
 			b = append(b, "\n# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes "...)
 			b = strconv.AppendInt(b, rss, 10)
 		}
@@ -459,25 +459,6 @@ func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusAccepted)
 	w.Write([]byte(`{"ok":true,"count":` + strconv.Itoa(len(batch)) + `}`))
-}
-
-// selfRSS returns this process's resident set size in bytes from
-// /proc/self/status, or 0 where that is unavailable.
-func selfRSS() int64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			if err != nil {
-				return 0
-			}
-			return kb << 10
-		}
-	}
-	return 0
 }
 
 // validTopicName accepts exactly the topic names pushd accepts.

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/pushd/pushd/loadtest/procstat"
 )
 
 func start(t *testing.T, cfg Config) (wsURL, apiURL string) {
@@ -130,5 +132,23 @@ func TestSlowConsumerClosed4000(t *testing.T) {
 			}
 			return
 		}
+	}
+}
+
+// TestMetrics reads /metrics the way the load harness does: the connection
+// gauge counts an open client, and the process's resident set size is
+// there (Linux; procstat is the reader).
+func TestMetrics(t *testing.T) {
+	wsURL, api := start(t, Config{})
+	read(t, dial(t, wsURL))
+	got, err := procstat.Scrape(context.Background(), http.DefaultClient, api+"/metrics", "refhub_connections", "process_resident_memory_bytes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got["refhub_connections"] != 1 {
+		t.Errorf("refhub_connections = %v, want 1", got["refhub_connections"])
+	}
+	if rss, want := got["process_resident_memory_bytes"], procstat.SelfRSS(); rss <= 0 || want <= 0 {
+		t.Errorf("process_resident_memory_bytes = %v (procstat.SelfRSS = %d), want > 0", rss, want)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"math"
 	"math/bits"
+	"slices"
 )
 
 const (
@@ -160,9 +161,7 @@ func (h *Hist) Merge(o *Hist) {
 // Clone returns a deep copy of h. Pure.
 func (h *Hist) Clone() *Hist {
 	c := *h
-	if h.counts != nil {
-		c.counts = append([]uint64(nil), h.counts...)
-	}
+	c.counts = slices.Clone(h.counts)
 	return &c
 }
 

@@ -211,7 +211,7 @@ func (p *wsPublisher) readLoop(r io.Reader) {
 }
 
 func (p *wsPublisher) write(op ws.OpCode, payload []byte) error {
-	frame := ws.NewFrame(op, true, append([]byte(nil), payload...))
+	frame := ws.NewFrame(op, true, bytes.Clone(payload))
 	b, err := ws.CompileFrame(ws.MaskFrameInPlace(frame))
 	if err != nil {
 		return err

@@ -14,9 +14,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pushd/pushd/loadtest/internal/procstat"
 	"github.com/pushd/pushd/loadtest/internal/report"
 	"github.com/pushd/pushd/loadtest/internal/worker"
+	"github.com/pushd/pushd/loadtest/procstat"
 )
 
 // run is the state of one Run.

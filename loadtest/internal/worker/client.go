@@ -135,10 +135,10 @@ func (p *Process) readLoop(r io.Reader) {
 	}
 	p.mu.Lock()
 	p.dead = err
-	for id, ch := range p.pending {
+	for _, ch := range p.pending {
 		close(ch)
-		delete(p.pending, id)
 	}
+	clear(p.pending)
 	p.mu.Unlock()
 	close(p.exited)
 }

@@ -13,9 +13,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/pushd/pushd/loadtest/internal/procstat"
 	"github.com/pushd/pushd/loadtest/internal/tmpl"
 	"github.com/pushd/pushd/loadtest/internal/wsclient"
+	"github.com/pushd/pushd/loadtest/procstat"
 )
 
 // Engine runs a worker's client loops and carries out the coordinator's

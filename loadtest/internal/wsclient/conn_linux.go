@@ -3,6 +3,7 @@
 package wsclient
 
 import (
+	"bytes"
 	"strconv"
 	"time"
 
@@ -168,7 +169,7 @@ func (l *Loop) read(c *Conn) {
 		// rest is a tail of c.in: move it to the front.
 		c.in = c.in[:copy(c.in, rest)]
 	default:
-		c.in = append([]byte(nil), rest...)
+		c.in = bytes.Clone(rest)
 	}
 }
 

@@ -56,7 +56,7 @@ func unmaskFrame(t *testing.T, f []byte) (Opcode, []byte) {
 		n, off = int(binary.BigEndian.Uint64(f[2:])), 10
 	}
 	key := f[off : off+4]
-	p := append([]byte(nil), f[off+4:]...)
+	p := bytes.Clone(f[off+4:])
 	if len(p) != n {
 		t.Fatalf("payload %d bytes, header says %d", len(p), n)
 	}

@@ -1,0 +1,261 @@
+// Package api is pushd's HTTP API: POST /v1/publish for backends, the
+// liveness and readiness probes, and the /metrics endpoint (docs/protocol.md
+// §9). It is a thin adapter over the topic hub; every handler is safe for
+// concurrent use, as net/http requires.
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/pushd/pushd/codec"
+	"github.com/pushd/pushd/conn/auth"
+	"github.com/pushd/pushd/topics/broker"
+	"github.com/pushd/pushd/topics/metric"
+)
+
+// Publisher publishes and waits for the bus to confirm: a *topics.Hub.
+type Publisher interface {
+	PublishWait(ctx context.Context, msgs []broker.Outgoing) ([]broker.Ack, error)
+}
+
+// Config configures the API. Zero fields take the defaults beside them.
+type Config struct {
+	// Hub publishes. Required.
+	Hub Publisher
+	// Keys are the API keys; when set, POST /v1/publish needs
+	// "Authorization: Bearer <key>". Health and metrics stay open.
+	Keys []string
+	// Ready reports readiness for GET /readyz; nil means always ready.
+	Ready func() bool
+	// Metrics serves GET /metrics; nil means 404.
+	Metrics http.Handler
+	// MaxBody bounds a publish body (413 past it). Default 4 MiB.
+	MaxBody int64
+	// PublishTimeout bounds how long a publish waits for the bus (503
+	// past it). Default 5s.
+	PublishTimeout time.Duration
+	// Logger receives a debug line per refused key. Default slog.Default().
+	Logger *slog.Logger
+	// PublishLatency, when set, records the time each POST /v1/publish
+	// took until the bus confirmed (or refused) its messages, in seconds
+	// (see PublishLatencyBounds).
+	PublishLatency *metric.Histogram
+}
+
+// Defaults of Config.
+const (
+	DefaultMaxBody        = 4 << 20
+	DefaultPublishTimeout = 5 * time.Second
+)
+
+// PublishLatencyBounds are the upper bounds, in seconds, of the publish
+// latency histogram: 100 µs … 6.5 s.
+var PublishLatencyBounds = metric.ExponentialBounds(0.0001, 2, 17)
+
+// API is the HTTP API of one node.
+type API struct {
+	// Immutable after New.
+	cfg  Config
+	keys [][sha256.Size]byte // SHA-256 of each key, compared in constant time
+}
+
+// New returns the API. Any goroutine.
+func New(cfg Config) *API {
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = DefaultMaxBody
+	}
+	if cfg.PublishTimeout <= 0 {
+		cfg.PublishTimeout = DefaultPublishTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	a := &API{cfg: cfg}
+	for _, k := range cfg.Keys {
+		a.keys = append(a.keys, sha256.Sum256([]byte(k)))
+	}
+	return a
+}
+
+// Handler returns the API's routes. Any goroutine.
+func (a *API) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/publish", a.handlePublish)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if a.cfg.Ready != nil && !a.cfg.Ready() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ready\n")
+	})
+	if a.cfg.Metrics != nil {
+		mux.Handle("GET /metrics", a.cfg.Metrics)
+	}
+	return mux
+}
+
+// publishRequest is the body of POST /v1/publish. Exactly one form is used:
+//
+//	{"topic":"t","data":…}            one message to one topic
+//	{"topics":["a","b"],"data":…}     one message to many topics
+//	{"messages":[{"topic":"t","data":…},…]}  many messages
+type publishRequest struct {
+	Topic    string           `json:"topic"`
+	Topics   []string         `json:"topics"`
+	Data     json.RawMessage  `json:"data"`
+	ID       string           `json:"id"`
+	Messages []publishMessage `json:"messages"`
+}
+
+type publishMessage struct {
+	Topic string          `json:"topic"`
+	Data  json.RawMessage `json:"data"`
+	ID    string          `json:"id"`
+}
+
+// authorized reports whether r carries one of the API keys. Both sides are
+// hashed first, so the comparison takes the same time whatever the
+// lengths. With no keys configured every request is authorized.
+func (a *API) authorized(r *http.Request) (bool, string) {
+	if len(a.keys) == 0 {
+		return true, ""
+	}
+	// The auth scheme is case-insensitive (RFC 9110 §11.1).
+	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false, ""
+	}
+	tok = strings.TrimSpace(tok)
+	h := sha256.Sum256([]byte(tok))
+	match := 0
+	for _, k := range a.keys {
+		match |= subtle.ConstantTimeCompare(h[:], k[:])
+	}
+	return match == 1, tok
+}
+
+// Error writes a JSON error in the protocol's shape, without an id:
+// {"type":"error","error":{"code":…,"message":…}}. Any goroutine.
+func Error(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	b := codec.AppendError(nil, nil, code, msg)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+func (a *API) handlePublish(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	if ok, tok := a.authorized(r); !ok {
+		a.cfg.Logger.Debug("api key refused", "remote", r.RemoteAddr, "key", auth.Fingerprint(tok))
+		w.Header().Set("WWW-Authenticate", `Bearer realm="pushd"`)
+		Error(w, http.StatusUnauthorized, "unauthorized", "missing or wrong API key")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.cfg.MaxBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			Error(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("body over %d bytes", a.cfg.MaxBody))
+			return
+		}
+		Error(w, http.StatusBadRequest, codec.CodeBadRequest, "reading body: "+err.Error())
+		return
+	}
+	var req publishRequest
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&req); err != nil {
+		Error(w, http.StatusBadRequest, codec.CodeBadJSON, "body is not valid JSON: "+err.Error())
+		return
+	}
+	if dec.More() {
+		Error(w, http.StatusBadRequest, codec.CodeBadJSON, "trailing data after the JSON body")
+		return
+	}
+	msgs, err := req.messages()
+	if err != nil {
+		Error(w, http.StatusBadRequest, codec.CodeBadRequest, err.Error())
+		return
+	}
+	for i, m := range msgs {
+		if err := codec.ValidTopic(m.Topic); err != nil {
+			Error(w, http.StatusBadRequest, codec.CodeInvalidTopic, fmt.Sprintf("message %d: %v", i, err))
+			return
+		}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.PublishTimeout)
+	defer cancel()
+	_, err = a.cfg.Hub.PublishWait(ctx, msgs)
+	if a.cfg.PublishLatency != nil {
+		a.cfg.PublishLatency.Observe(time.Since(start).Seconds())
+	}
+	switch {
+	case errors.Is(err, broker.ErrTooLarge):
+		Error(w, http.StatusRequestEntityTooLarge, "too_large", err.Error())
+		return
+	case err != nil:
+		Error(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = fmt.Fprintf(w, "{\"published\":%d}\n", len(msgs))
+}
+
+// messages flattens the three request forms into a list.
+func (req *publishRequest) messages() ([]broker.Outgoing, error) {
+	forms := 0
+	if req.Topic != "" {
+		forms++
+	}
+	if req.Topics != nil {
+		forms++
+	}
+	if req.Messages != nil {
+		forms++
+	}
+	if forms != 1 {
+		return nil, errors.New(`use exactly one of "topic", "topics" or "messages"`)
+	}
+	switch {
+	case req.Messages != nil:
+		if req.Data != nil {
+			return nil, errors.New(`"data" goes inside each of "messages"`)
+		}
+		if len(req.Messages) == 0 {
+			return nil, errors.New(`"messages" is empty`)
+		}
+		out := make([]broker.Outgoing, len(req.Messages))
+		for i, m := range req.Messages {
+			if m.Data == nil {
+				return nil, fmt.Errorf("message %d has no \"data\"", i)
+			}
+			out[i] = broker.Outgoing{Topic: m.Topic, Data: m.Data, ID: m.ID}
+		}
+		return out, nil
+	case req.Data == nil:
+		return nil, errors.New(`missing "data"`)
+	case req.Topics != nil:
+		if len(req.Topics) == 0 {
+			return nil, errors.New(`"topics" is empty`)
+		}
+		out := make([]broker.Outgoing, len(req.Topics))
+		for i, t := range req.Topics {
+			out[i] = broker.Outgoing{Topic: t, Data: req.Data}
+		}
+		return out, nil
+	}
+	return []broker.Outgoing{{Topic: req.Topic, Data: req.Data, ID: req.ID}}, nil
+}

@@ -1,0 +1,179 @@
+// Package metrics exports pushd's counters to Prometheus with
+// client_golang: one Collector that reads the engine's, the sessions', the
+// admitter's, the hub's and the HTTP API's atomic counters once per scrape,
+// beside the Go runtime and process collectors. The hot paths never touch a
+// Prometheus type: they count into atomics and per-loop histograms
+// (topics/metric), and a scrape turns those into const metrics.
+package metrics
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/pushd/pushd/conn"
+	"github.com/pushd/pushd/conn/session"
+	"github.com/pushd/pushd/topics"
+	"github.com/pushd/pushd/topics/metric"
+)
+
+// Sources are the counters a node exposes. Every field is read at scrape
+// time from the scrape's goroutine, so each must be safe for concurrent use.
+type Sources struct {
+	Conn    *conn.Metrics                // the engine's connection counters
+	Session *session.Metrics             // the sessions' counters
+	Refused func() (token, origin int64) // the admitter's 401s and 403s; nil: none
+	Hub     func() topics.Stats          // the topic hub's and broker's counters
+	// PublishLatency is the HTTP publish handler's latency histogram
+	// (seconds); nil: none.
+	PublishLatency *metric.Histogram
+}
+
+// Collector is a prometheus.Collector over Sources. Safe for concurrent
+// use, as client_golang requires.
+type Collector struct {
+	src Sources
+}
+
+// New returns a Collector over src. Any goroutine.
+func New(src Sources) *Collector { return &Collector{src: src} }
+
+// Registry returns a registry with c, the Go collector and the process
+// collector: everything GET /metrics shows. Any goroutine.
+func Registry(c *Collector) *prometheus.Registry {
+	r := prometheus.NewRegistry()
+	r.MustRegister(c, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return r
+}
+
+// Handler serves r in the Prometheus exposition formats. Any goroutine.
+func Handler(r *prometheus.Registry) http.Handler {
+	return promhttp.HandlerFor(r, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+}
+
+// desc is a metric description; labels lists its variable labels.
+func desc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc(name, help, labels, nil)
+}
+
+// The metrics. Names are documented in docs/protocol.md §9.
+var (
+	dConnections      = desc("pushd_connections", "Open connections (accepted by an endpoint, not yet closed).")
+	dAccepted         = desc("pushd_connections_accepted_total", "TCP connections accepted.")
+	dUpgrades         = desc("pushd_upgrades_total", "Request heads accepted by an endpoint (WebSocket: successful upgrades).")
+	dHandshakeFail    = desc("pushd_handshake_failures_total", "Connections that did not complete the handshake, by reason.", "reason")
+	dMessagesReceived = desc("pushd_messages_received_total", "Complete data messages received from clients.")
+	dCommands         = desc("pushd_commands_total", "Protocol commands handled.")
+	dCommandErrors    = desc("pushd_command_errors_total", "Commands answered with an error.")
+	dRateLimited      = desc("pushd_commands_rate_limited_total", "Commands refused by the per-connection rate limit.")
+	dPingsSent        = desc("pushd_pings_sent_total", "Heartbeat pings sent.")
+	dCloses           = desc("pushd_closes_total", "Connections closed by the server, by reason.", "reason")
+	dLimitRejections  = desc("pushd_conn_limit_rejections_total", "Connections answered 503 at accept, by limit.", "scope")
+	dAuthFailures     = desc("pushd_auth_failures_total", "Request heads refused by authentication, by reason.", "reason")
+	dForbidden        = desc("pushd_forbidden_total", "Subscribes and publishes refused by the token's permissions.")
+	dClientPublishes  = desc("pushd_client_publishes_total", "Messages published by clients.")
+	dTopics           = desc("pushd_topics", "Topics with at least one local subscriber.")
+	dSubscriptions    = desc("pushd_subscriptions", "Local subscriptions over all connections.")
+	dNATSSubs         = desc("pushd_nats_subscriptions", "Broker subscriptions held (one per topic with local interest).")
+	dMessagesIn       = desc("pushd_messages_in_total", "Messages received from the broker (NATS).")
+	dEncoded          = desc("pushd_messages_encoded_total", "Messages dispatched to local subscribers; each is encoded at most once per wire format.")
+	dEncodings        = desc("pushd_encodings_total", "Message encodings built, by wire format.", "format")
+	dHandoffs         = desc("pushd_loop_handoffs_total", "Hand-offs of message batches to event loops.")
+	dDeliveries       = desc("pushd_deliveries_total", "Pushes queued to subscribers.")
+	dFramesWritten    = desc("pushd_frames_written_total", "Pushes written to sockets.")
+	dWritevCalls      = desc("pushd_writev_calls_total", "writev calls made to write pushes.")
+	dDropped          = desc("pushd_dropped_total", "Messages or pushes dropped, by reason.", "reason")
+	dReconnects       = desc("pushd_nats_reconnects_total", "Reconnects of the broker's NATS connection.")
+	dConnected        = desc("pushd_nats_connected", "1 when the broker's NATS connection is up.")
+	dBrokerRequests   = desc("pushd_broker_requests_total", "History requests made to the broker (JetStream).")
+	dLatency          = desc("pushd_delivery_latency_seconds", "From a message's arrival from the broker to the end of the event-loop batch that wrote it to its local subscribers.")
+	dPerWritev        = desc("pushd_pushes_per_writev", "Pushes written per writev call.")
+	dPublishLatency   = desc("pushd_http_publish_duration_seconds", "POST /v1/publish handling time, until the broker confirmed the messages.")
+)
+
+var all = []*prometheus.Desc{
+	dConnections, dAccepted, dUpgrades, dHandshakeFail, dMessagesReceived, dCommands, dCommandErrors,
+	dRateLimited, dPingsSent, dCloses, dLimitRejections, dAuthFailures, dForbidden, dClientPublishes,
+	dTopics, dSubscriptions, dNATSSubs, dMessagesIn, dEncoded, dEncodings, dHandoffs, dDeliveries,
+	dFramesWritten, dWritevCalls, dDropped, dReconnects, dConnected, dBrokerRequests, dLatency,
+	dPerWritev, dPublishLatency,
+}
+
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range all {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector: every counter is read once.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	counter := func(d *prometheus.Desc, v int64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(d *prometheus.Desc, v int64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), labels...)
+	}
+	hist := func(d *prometheus.Desc, s metric.Snapshot) {
+		ch <- prometheus.MustNewConstHistogram(d, s.Count, s.Sum, s.Buckets)
+	}
+	m, sm := c.src.Conn, c.src.Session
+	gauge(dConnections, m.Open.Load())
+	counter(dAccepted, m.Accepted.Load())
+	counter(dUpgrades, m.Upgrades.Load())
+	counter(dHandshakeFail, m.HandshakeRejected.Load(), "rejected")
+	counter(dHandshakeFail, m.HandshakeTimeouts.Load(), "timeout")
+	counter(dMessagesReceived, m.MessagesIn.Load())
+	counter(dCommands, sm.Commands.Load())
+	counter(dCommandErrors, sm.CommandErrors.Load())
+	counter(dRateLimited, sm.RateLimited.Load())
+	counter(dPingsSent, m.PingsSent.Load())
+	counter(dCloses, m.HeartbeatTimeouts.Load(), "heartbeat_timeout")
+	counter(dCloses, m.SlowConsumers.Load(), "slow_consumer")
+	counter(dCloses, m.ProtocolErrors.Load(), "protocol_error")
+	counter(dCloses, sm.TokenExpired.Load(), "token_expired")
+	counter(dLimitRejections, m.RejectedGlobal.Load(), "global")
+	counter(dLimitRejections, m.RejectedPerIP.Load(), "ip")
+	counter(dLimitRejections, m.RejectedRate.Load(), "rate")
+	var token, origin int64
+	if c.src.Refused != nil {
+		token, origin = c.src.Refused()
+	}
+	counter(dAuthFailures, token, "token")
+	counter(dAuthFailures, origin, "origin")
+	counter(dForbidden, sm.Forbidden.Load())
+	counter(dClientPublishes, sm.ClientPublishes.Load())
+	counter(dFramesWritten, m.FramesOut.Load())
+	counter(dWritevCalls, m.Writevs.Load())
+	hist(dPerWritev, m.PushesPerWritev())
+
+	st := c.src.Hub()
+	gauge(dTopics, st.Topics)
+	gauge(dSubscriptions, st.Subscriptions)
+	gauge(dNATSSubs, st.UpstreamSubs)
+	counter(dMessagesIn, st.MessagesIn)
+	counter(dEncoded, st.Dispatched)
+	for _, f := range topics.Formats() {
+		counter(dEncodings, f.Encodings(), f.Name())
+	}
+	counter(dHandoffs, st.Handoffs)
+	counter(dDeliveries, st.Deliveries)
+	counter(dDropped, st.DroppedNoTopic, "no_topic")
+	counter(dDropped, st.DroppedBroker, "nats_slow")
+	counter(dDropped, st.DroppedShardQueue, "loop_queue_full")
+	counter(dDropped, st.DroppedLoopStopped, "loop_stopped")
+	counter(dDropped, m.DroppedClosing.Load(), "conn_closing")
+	counter(dReconnects, st.Reconnects)
+	connected := int64(0)
+	if st.Connected {
+		connected = 1
+	}
+	gauge(dConnected, connected)
+	counter(dBrokerRequests, st.BrokerRequests)
+	hist(dLatency, st.Latency)
+	if c.src.PublishLatency != nil {
+		hist(dPublishLatency, c.src.PublishLatency.Snapshot())
+	}
+}

@@ -1,0 +1,57 @@
+package session
+
+import "github.com/pushd/pushd/codec"
+
+// Command handles one complete client message as a v1 command and writes
+// its reply through p: exactly one ok or error per command, in command
+// order (docs/protocol.md §2). text reports whether the message came as
+// text; commands are JSON text. The message costs one unit of the command
+// budget, whatever it holds.
+func (s *Session) Command(e *Env, p Peer, text bool, msg []byte) {
+	e.metrics.Commands.Add(1)
+	if !s.Allow(e, p) {
+		if p.Open() {
+			e.replyError(p, nil, &codec.ProtoError{Code: codec.CodeRateLimited, Message: "too many commands; slow down"})
+		}
+		return
+	}
+	if !text {
+		e.replyError(p, nil, &codec.ProtoError{Code: codec.CodeBadRequest, Message: "commands are JSON text frames"})
+		return
+	}
+	cmd, err := codec.ParseCommand(msg)
+	if err != nil {
+		perr, ok := err.(*codec.ProtoError)
+		if !ok {
+			perr = &codec.ProtoError{Code: codec.CodeBadJSON, Message: err.Error()}
+		}
+		e.replyError(p, cmd.ID, perr)
+		return
+	}
+	var perr *codec.ProtoError
+	switch cmd.Type {
+	case codec.CmdSubscribe:
+		if perr = s.Subscribe(e, p, cmd.Topics); perr == nil && !p.Open() {
+			return // closed while subscribing: no reply
+		}
+	case codec.CmdUnsubscribe:
+		s.Unsubscribe(e, cmd.Topics)
+	case codec.CmdPing:
+	case codec.CmdPublish:
+		perr = s.Publish(e, cmd.Topic, cmd.Data)
+	default:
+		perr = &codec.ProtoError{Code: codec.CodeUnknownCommand, Message: "unknown command"}
+	}
+	if perr != nil {
+		e.replyError(p, cmd.ID, perr)
+		return
+	}
+	e.send(p, codec.AppendOK(e.buf(), cmd.ID))
+}
+
+// replyError writes an error reply; id is nil when the command's id could
+// not be read (or there was no command).
+func (e *Env) replyError(p Peer, id []byte, perr *codec.ProtoError) {
+	e.metrics.CommandErrors.Add(1)
+	e.send(p, codec.AppendError(e.buf(), id, perr.Code, perr.Message))
+}
