@@ -272,14 +272,18 @@ type HistoryMessage struct {
 
 // AppendHistoryOK appends the success reply to a history command:
 // {"type":"ok","id":<id>,"epoch":"E","messages":[<push>,…],"more":true,"trimmed":true}.
-// Each push is AppendPushAt's object. "epoch" is left out when empty,
+// Each push is AppendPushAt's object. "id" is left out when id is empty
+// (the HTTP API's answer), "epoch" when empty,
 // "more" (the limit cut the answer short) and "trimmed" (the history no
 // longer holds the message at the position asked for, so messages may be
 // missing before the first one) when false. It does not allocate when dst
 // has room. Pure; safe for concurrent use.
 func AppendHistoryOK(dst []byte, id []byte, epoch string, msgs []HistoryMessage, more, trimmed bool) []byte {
-	dst = AppendOK(dst, id)
-	dst = dst[:len(dst)-1]
+	dst = append(dst, `{"type":"ok"`...)
+	if len(id) != 0 {
+		dst = append(dst, `,"id":`...)
+		dst = append(dst, id...)
+	}
 	if epoch != "" {
 		dst = append(dst, `,"epoch":`...)
 		dst = appendJSONString(dst, epoch)
@@ -299,5 +303,18 @@ func AppendHistoryOK(dst []byte, id []byte, epoch string, msgs []HistoryMessage,
 	if trimmed {
 		dst = append(dst, `,"trimmed":true`...)
 	}
+	return append(dst, '}')
+}
+
+// AppendPublishOK appends the success reply to a publish command on a
+// durable topic, once the history stored the message:
+// {"type":"ok","id":<id>,"offset":N,"epoch":"E"}. It does not allocate
+// when dst has room. Pure; safe for concurrent use.
+func AppendPublishOK(dst []byte, id []byte, offset uint64, epoch string) []byte {
+	dst = AppendOK(dst, id)
+	dst = append(dst[:len(dst)-1], `,"offset":`...)
+	dst = strconv.AppendUint(dst, offset, 10)
+	dst = append(dst, `,"epoch":`...)
+	dst = appendJSONString(dst, epoch)
 	return append(dst, '}')
 }

@@ -225,6 +225,17 @@ func TestAppendHistoryOK(t *testing.T) {
 	if got := AppendHistoryOK(nil, []byte("2"), "", nil, false, false); string(got) != `{"type":"ok","id":2,"messages":[]}` {
 		t.Fatalf("empty history reply %s", got)
 	}
+	if got := AppendHistoryOK(nil, nil, "E", nil, false, false); string(got) != `{"type":"ok","epoch":"E","messages":[]}` {
+		t.Fatalf("history answer without id %s", got)
+	}
+}
+
+func TestAppendPublishOK(t *testing.T) {
+	got := AppendPublishOK(nil, []byte(`"p"`), 42, "E1")
+	if want := `{"type":"ok","id":"p","offset":42,"epoch":"E1"}`; string(got) != want {
+		t.Fatalf("got %s, want %s", got, want)
+	}
+	protoDecode(t, got)
 }
 
 func TestDurableAllocs(t *testing.T) {
@@ -237,6 +248,7 @@ func TestDurableAllocs(t *testing.T) {
 		buf = AppendPushAt(buf[:0], "ticker.BTC", 1, 99, "E", data)
 		buf = AppendSubscribeOK(buf[:0], id, recs)
 		buf = AppendHistoryOK(buf[:0], id, "E", msgs, false, false)
+		buf = AppendPublishOK(buf[:0], id, 7, "E")
 	}); n != 0 {
 		t.Errorf("%v allocs, want 0", n)
 	}

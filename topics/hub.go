@@ -204,6 +204,16 @@ func New(b broker.Broker, cfg Config) (*Hub, error) {
 // Broker returns the broker the Hub was created with. Any goroutine.
 func (h *Hub) Broker() broker.Broker { return h.broker }
 
+// Durable reports whether topic keeps a history (broker.Broker.Retention).
+// Any goroutine.
+func (h *Hub) Durable(topic string) bool {
+	_, ok := h.broker.Retention(topic)
+	return ok
+}
+
+// Hub returns the Hub the shard belongs to. Any goroutine.
+func (s *Shard) Hub() *Hub { return s.hub }
+
 // NewShard returns the part of the registry owned by loop. Create exactly one
 // Shard per event loop: a burst of messages then costs one Loop.Execute per
 // loop. Safe to call from any goroutine.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pushd/pushd/codec"
+	"github.com/pushd/pushd/topics/broker"
 	"github.com/pushd/pushd/topics/metric"
 )
 
@@ -228,6 +229,37 @@ func (s *Shard) Resume(sub Subscriber, wants []Want, done func([]codec.Recovery)
 		}
 	}
 	return xs, nil
+}
+
+// Defer runs fn on the loop goroutine later, after everything already in
+// the shard's queue (in particular after the drain in progress has flushed
+// what it delivered): for work that must follow a Resume's replay. Loop
+// goroutine only.
+func (s *Shard) Defer(fn func()) {
+	s.enqueueControl(nil, &control{kind: ctlFunc, fn: fn})
+}
+
+// PublishWait publishes msgs like Hub.PublishWait, without waiting: done
+// runs later on the loop goroutine with the acks (offsets and epochs on
+// durable topics). It shares Config.MaxHistoryReads with History: past it,
+// done gets ErrBusy. Loop goroutine only.
+func (s *Shard) PublishWait(msgs []broker.Outgoing, done func([]broker.Ack, error)) {
+	h := s.hub
+	reply := func(acks []broker.Ack, err error) {
+		s.enqueueControl(nil, &control{kind: ctlFunc, fn: func() { done(acks, err) }})
+	}
+	select {
+	case h.historyReads <- struct{}{}:
+	default:
+		reply(nil, ErrBusy)
+		return
+	}
+	go func() {
+		defer func() { <-h.historyReads }()
+		ctx, cancel := context.WithTimeout(context.Background(), h.cfg.CatchUpTimeout)
+		defer cancel()
+		reply(h.PublishWait(ctx, msgs))
+	}()
 }
 
 // History reads the stored messages of a durable topic after since, like

@@ -87,9 +87,10 @@ func NewEnv(cfg Config, shard *topics.Shard, m *Metrics, clock Clock) *Env {
 type Session struct {
 	subs    []*topics.Subscription
 	ident   Identity
-	tokens  float32 // command rate-limit bucket
-	refill  uint32  // tick of the last refill
-	strikes uint16  // commands refused in a row
+	later   *deferred // non-nil while a command waits for an answer from off the loop
+	tokens  float32   // command rate-limit bucket
+	refill  uint32    // tick of the last refill
+	strikes uint16    // commands refused in a row
 }
 
 // Start begins a v1 session on a connection that has just been accepted:
@@ -191,6 +192,7 @@ func (s *Session) Expired(e *Env, p Peer) {
 // Closed drops every subscription of the session. The transport calls it
 // once, when the connection has closed.
 func (s *Session) Closed(e *Env) {
+	s.later = nil
 	for i, x := range s.subs {
 		e.shard.Unsubscribe(x)
 		s.subs[i] = nil
@@ -244,6 +246,27 @@ func (s *Session) Subscribe(e *Env, p Peer, names []string) *codec.ProtoError {
 // subscribe is Subscribe; trusted skips the token check (for the
 // server-chosen personal topic).
 func (s *Session) subscribe(e *Env, p Peer, names []string, trusted bool) *codec.ProtoError {
+	if perr := s.check(e, p, names, trusted); perr != nil || !p.Open() {
+		return perr
+	}
+	for _, t := range names {
+		if s.subscribed(t) {
+			continue
+		}
+		x, err := e.shard.Subscribe(t, p)
+		if err != nil {
+			return &codec.ProtoError{Code: codec.CodeInternal, Message: "subscribe failed"}
+		}
+		s.subs = append(s.subs, x)
+	}
+	return nil
+}
+
+// check validates a subscribe of names before anything is subscribed:
+// every name, the token's permissions (unless trusted) and the limits.
+// Nothing is checked once the connection is closing (the caller then
+// subscribes nothing).
+func (s *Session) check(e *Env, p Peer, names []string, trusted bool) *codec.ProtoError {
 	if !p.Open() {
 		return nil // closed (or closing) while the command was handled
 	}
@@ -273,16 +296,6 @@ func (s *Session) subscribe(e *Env, p Peer, names []string, trusted bool) *codec
 	if len(s.subs)+fresh > e.cfg.MaxSubscriptions {
 		return &codec.ProtoError{Code: codec.CodeTooManyTopics, Message: "subscription limit reached"}
 	}
-	for _, t := range names {
-		if s.subscribed(t) {
-			continue
-		}
-		x, err := e.shard.Subscribe(t, p)
-		if err != nil {
-			return &codec.ProtoError{Code: codec.CodeInternal, Message: "subscribe failed"}
-		}
-		s.subs = append(s.subs, x)
-	}
 	return nil
 }
 
@@ -310,6 +323,18 @@ func (s *Session) Unsubscribe(e *Env, names []string) {
 // server enables client publishing and the token allows the topic. It
 // returns the error to report, nil on success.
 func (s *Session) Publish(e *Env, topic string, data []byte) *codec.ProtoError {
+	if perr := s.mayPublish(e, topic); perr != nil {
+		return perr
+	}
+	if err := e.cfg.Publish(topic, data); err != nil {
+		return &codec.ProtoError{Code: codec.CodeInternal, Message: "publish failed"}
+	}
+	e.metrics.ClientPublishes.Add(1)
+	return nil
+}
+
+// mayPublish checks that the client may publish to topic.
+func (s *Session) mayPublish(e *Env, topic string) *codec.ProtoError {
 	if e.cfg.Publish == nil {
 		e.metrics.Forbidden.Add(1)
 		return &codec.ProtoError{Code: codec.CodeForbidden, Message: "publishing from clients is disabled"}
@@ -321,10 +346,6 @@ func (s *Session) Publish(e *Env, topic string, data []byte) *codec.ProtoError {
 		e.metrics.Forbidden.Add(1)
 		return &codec.ProtoError{Code: codec.CodeForbidden, Message: "the token does not allow publishing to " + topic}
 	}
-	if err := e.cfg.Publish(topic, data); err != nil {
-		return &codec.ProtoError{Code: codec.CodeInternal, Message: "publish failed"}
-	}
-	e.metrics.ClientPublishes.Add(1)
 	return nil
 }
 
