@@ -295,21 +295,50 @@ func (b *Broker) newStream(p Pattern) *stream {
 	return st
 }
 
-// ensure creates or updates st's stream and records its epoch.
+// ensure creates or updates st's stream and records its epoch. A server
+// without JetStream fails at once; other failures (a cluster still
+// electing its JetStream leader, a replica short) are retried until ctx
+// ends, the last one then returned.
 func (b *Broker) ensure(ctx context.Context, st *stream) error {
-	ctx, cancel := context.WithTimeout(ctx, b.cfg.RequestTimeout)
+	for {
+		err := b.ensureOnce(ctx, st)
+		if err == nil || errors.Is(err, ErrJetStreamUnavailable) || permanent(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(retryWait):
+		}
+	}
+}
+
+func (b *Broker) ensureOnce(ctx context.Context, st *stream) error {
+	rctx, cancel := context.WithTimeout(ctx, b.cfg.RequestTimeout)
 	defer cancel()
 	b.requests.Add(1)
-	s, err := b.js.CreateOrUpdateStream(ctx, st.cfg)
+	s, err := b.js.CreateOrUpdateStream(rctx, st.cfg)
 	if err != nil {
+		// No responders on the JetStream API: the server runs no JetStream.
 		if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) ||
-			errors.Is(err, nats.ErrNoResponders) || errors.Is(err, context.DeadlineExceeded) {
+			errors.Is(err, nats.ErrNoResponders) {
 			return fmt.Errorf("%w (stream %s for %q): %v", ErrJetStreamUnavailable, st.name, st.pattern.Topics, err)
 		}
 		return fmt.Errorf("jsbroker: stream %s for %q: %w", st.name, st.pattern.Topics, err)
 	}
 	st.setEpoch(s.CachedInfo().Created)
 	return nil
+}
+
+// permanent reports whether a stream creation error is the configuration's
+// fault (overlapping subjects, an invalid or unchangeable setting), which
+// retrying cannot fix.
+func permanent(err error) bool {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) {
+		return false
+	}
+	return apiErr.Code == 400 || apiErr.Code == 500 // 503s (no leader yet, a replica short) pass
 }
 
 // epochOf turns a stream's creation time into an epoch: base 36 of its

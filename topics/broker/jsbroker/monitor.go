@@ -183,13 +183,13 @@ func (b *Broker) checkStream(st *stream) bool {
 // readEpoch reads st's stream info, recreating the stream when it is
 // missing, and reports whether the epoch changed.
 func (b *Broker) readEpoch(st *stream) (bool, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.RequestTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*b.cfg.RequestTimeout)
 	defer cancel()
 	b.requests.Add(1)
 	s, err := b.js.Stream(ctx, st.name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		old := st.currentEpoch()
-		if err := b.ensure(context.Background(), st); err != nil {
+		if err := b.ensure(ctx, st); err != nil {
 			return false, err
 		}
 		return st.currentEpoch() != old, nil
