@@ -332,10 +332,11 @@ func (b *Broker) ensureOnce(ctx context.Context, st *stream) error {
 
 // permanent reports whether a stream creation error is the configuration's
 // fault (overlapping subjects, an invalid or unchangeable setting), which
-// retrying cannot fix.
+// retrying cannot fix. "Name in use" is not: another node created the
+// stream between our update and our create, and the retry updates it.
 func permanent(err error) bool {
 	var apiErr *jetstream.APIError
-	if !errors.As(err, &apiErr) {
+	if !errors.As(err, &apiErr) || apiErr.ErrorCode == jetstream.JSErrCodeStreamNameInUse {
 		return false
 	}
 	return apiErr.Code == 400 || apiErr.Code == 500 // 503s (no leader yet, a replica short) pass

@@ -487,3 +487,37 @@ func TestManySubscriptionsFewRequests(t *testing.T) {
 	}
 	t.Logf("%d subscriptions: %d JetStream requests", n, reqs)
 }
+
+// TestConcurrentStart: nodes starting at once converge on the same stream
+// (one creates it, the others update it to the same configuration).
+func TestConcurrentStart(t *testing.T) {
+	ns := startJS(t)
+	const nodes = 5
+	epochs := make([]string, nodes)
+	var wg sync.WaitGroup
+	for i := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			nc := connect(t, ns.ClientURL())
+			b, err := New(context.Background(), nc, Config{History: []Pattern{{"user.>", 10, time.Hour}}, Logger: quiet})
+			if err != nil {
+				t.Errorf("node %d: %v", i, err)
+				return
+			}
+			defer b.Close()
+			res, err := b.History(context.Background(), broker.HistoryRequest{Topic: "user.1"})
+			if err != nil {
+				t.Errorf("node %d: %v", i, err)
+				return
+			}
+			epochs[i] = res.Epoch
+		}()
+	}
+	wg.Wait()
+	for i := range epochs {
+		if epochs[i] == "" || epochs[i] != epochs[0] {
+			t.Fatalf("epochs %v: the nodes do not share one history", epochs)
+		}
+	}
+}
