@@ -23,8 +23,9 @@ import (
 // Client mode: the test binary re-executed with BENCH_CLIENT=1 opens
 // BENCH_N WebSocket connections to BENCH_URL_PATH on BENCH_ADDR, spreading
 // source addresses over 127.0.0.2 and up, answers pings, counts text
-// frames, and reports "ready" and then "recv <n>" lines on stdout. It exits
-// when stdin closes.
+// frames, and reports "ready" and then "recv <n>" lines on stdout. With
+// BENCH_SEND set, every connection sends that text message when a "go" line
+// arrives on stdin. It exits when stdin closes.
 
 const clientsPerSourceIP = 10000
 
@@ -42,6 +43,9 @@ func clientMain() int {
 	topics, _ := strconv.Atoi(os.Getenv("BENCH_TOPICS"))
 	var recv, failed atomic.Int64
 	var dials sync.WaitGroup
+	send := os.Getenv("BENCH_SEND")
+	var mu sync.Mutex
+	var conns []net.Conn
 	sem := make(chan struct{}, 32) // dials in flight
 	for i := 0; i < n; i++ {
 		sem <- struct{}{}
@@ -60,13 +64,29 @@ func clientMain() int {
 				}
 				return
 			}
+			if send != "" {
+				mu.Lock()
+				conns = append(conns, c)
+				mu.Unlock()
+			}
 			readFrames(c, &recv)
 		}(i)
 	}
 	dials.Wait()
 	fmt.Printf("ready %d\n", failed.Load())
 	go func() {
-		_, _ = io.Copy(io.Discard, os.Stdin)
+		in := bufio.NewScanner(os.Stdin)
+		for in.Scan() {
+			if in.Text() != "go" || send == "" {
+				continue
+			}
+			frame := maskedText([]byte(send))
+			mu.Lock()
+			for _, c := range conns {
+				go func() { _, _ = c.Write(frame) }()
+			}
+			mu.Unlock()
+		}
 		os.Exit(0)
 	}()
 	for {
@@ -119,6 +139,19 @@ func dialWS(addr, path string, src net.IP) (net.Conn, error) {
 		return nil, fmt.Errorf("upgrade refused: %q", head)
 	}
 	return c, nil
+}
+
+// maskedText returns p as one masked client text frame (RFC 6455 §5.3),
+// with a zero masking key: masking is required, secrecy is not.
+func maskedText(p []byte) []byte {
+	f := []byte{0x81}
+	switch n := len(p); {
+	case n < 126:
+		f = append(f, 0x80|byte(n))
+	default:
+		f = append(f, 0x80|126, byte(n>>8), byte(n))
+	}
+	return append(append(f, 0, 0, 0, 0), p...)
 }
 
 // readFrames reads server frames until EOF, counting text frames and
@@ -178,12 +211,16 @@ type clientProc struct {
 }
 
 // startClients starts a client process with n connections and waits until
-// all have connected.
-func startClients(tb testing.TB, addr, path string, n, topics int) *clientProc {
+// all have connected. send, when not empty, is the message every
+// connection sends on go().
+func startClients(tb testing.TB, addr, path string, n, topics int, send ...string) *clientProc {
 	tb.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "BENCH_CLIENT=1", "BENCH_ADDR="+addr, "BENCH_PATH="+path,
 		"BENCH_N="+strconv.Itoa(n), "BENCH_TOPICS="+strconv.Itoa(topics))
+	if len(send) > 0 {
+		cmd.Env = append(cmd.Env, "BENCH_SEND="+send[0])
+	}
 	cmd.Stderr = os.Stderr
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
@@ -217,6 +254,13 @@ func startClients(tb testing.TB, addr, path string, n, topics int) *clientProc {
 	}
 	tb.Cleanup(p.stop)
 	return p
+}
+
+// goSend makes every connection send its BENCH_SEND message.
+func (p *clientProc) goSend(tb testing.TB) {
+	if _, err := io.WriteString(p.stdin, "go\n"); err != nil {
+		tb.Fatal(err)
+	}
 }
 
 func (p *clientProc) stop() {

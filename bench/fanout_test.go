@@ -32,8 +32,25 @@ func BenchmarkFanout(b *testing.B) {
 	}
 }
 
+// BenchmarkFanoutDurable is BenchmarkFanout's 1 × 5,000 and 100 × 50
+// shapes on one loop with durable topics: the embedded server's JetStream
+// stores every message (file storage) and republishes it to the node,
+// which checks it continues the topic's history, caches it, and sends it
+// with its offset and epoch. Run together with BenchmarkFanout, the
+// server-ns/deliv ratio is durability's cost per delivery.
+func BenchmarkFanoutDurable(b *testing.B) {
+	for _, shape := range []struct{ topics, subs int }{{1, 5000}, {100, 50}} {
+		name := fmt.Sprintf("topics=%d/subs=%d/loops=1", shape.topics, shape.subs)
+		b.Run(name, func(b *testing.B) { benchFanoutWith(b, shape.topics, shape.subs, 1, "fan.>:100000") })
+	}
+}
+
 func benchFanout(b *testing.B, topics, subsPerTopic, loops int) {
-	n := startNode(b, loops, conn.Config{MaxOutbound: 8 << 20}, ws.Config{})
+	benchFanoutWith(b, topics, subsPerTopic, loops, "")
+}
+
+func benchFanoutWith(b *testing.B, topics, subsPerTopic, loops int, history string) {
+	n := startNodeWith(b, loops, conn.Config{MaxOutbound: 8 << 20}, ws.Config{}, history)
 	total := topics * subsPerTopic
 	cl := startClients(b, n.srv.Addr(), "/ws?topics=fan.%d", total, topics)
 	waitFor(b, "subscriptions", time.Minute, func() bool { return n.hub.Stats().Subscriptions == int64(total) })
