@@ -66,6 +66,7 @@ type durable struct {
 	repairing   bool
 	gen         uint64 // bumped by every reset; a repair of an older generation is void
 	waiters     []*catchUp
+	joiners     []*Subscription // Resume subscriptions without a position, waiting for the first Head
 	fetching    bool
 	pin         uint64 // while fetching: the head when the read started; the chain keeps what came after it
 	timerArmed  bool
@@ -178,6 +179,25 @@ func (d *durable) establish(head uint64, epoch string) {
 	for _, c := range ws {
 		d.catchUpLocked(c)
 	}
+	for _, x := range d.joiners {
+		x.st.shard.enqueueControl(x.st, &control{kind: ctlResolve, x: x})
+	}
+	d.joiners = nil
+}
+
+// join makes a Resume subscription without a position live once the node
+// knows where the topic's history ended when its interest began: from then
+// on every stored message reaches it, so the caller's reply to the
+// subscribe means "everything stored after this is yours". Any goroutine.
+func (d *durable) join(x *Subscription) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.established || d.closed {
+		x.st.shard.enqueueControl(x.st, &control{kind: ctlResolve, x: x})
+		return
+	}
+	d.joiners = append(d.joiners, x)
+	d.armTimer()
 }
 
 // processHeld accepts the held messages in order until one needs a repair.
@@ -407,9 +427,14 @@ func (d *durable) catchUpLocked(c *catchUp) {
 		d.fetch()
 		return
 	}
+	d.armTimer()
+}
+
+// armTimer makes sure the catch-ups and joins waiting for the first Head
+// are answered after the timeout even if it never comes (JetStream
+// unreachable). mu held.
+func (d *durable) armTimer() {
 	if !d.timerArmed {
-		// Without a first Head (JetStream unreachable) nothing can be
-		// decided; do not keep the subscriber waiting forever.
 		d.timerArmed = true
 		time.AfterFunc(d.timeout, d.expireWaiters)
 	}
@@ -428,6 +453,10 @@ func (d *durable) expireWaiters() {
 		d.resolve(c, codec.ReasonUnavailable, nil, 0)
 	}
 	d.waiters = nil
+	for _, x := range d.joiners {
+		x.st.shard.enqueueControl(x.st, &control{kind: ctlResolve, x: x})
+	}
+	d.joiners = nil
 }
 
 // serve resolves c from the epoch check and the chain, and reports
@@ -626,6 +655,10 @@ func (d *durable) close() {
 		d.resolve(c, codec.ReasonUnavailable, nil, 0)
 	}
 	d.waiters = nil
+	for _, x := range d.joiners {
+		x.st.shard.enqueueControl(x.st, &control{kind: ctlResolve, x: x})
+	}
+	d.joiners = nil
 }
 
 // retainAll appends ms to dst, retaining each.

@@ -104,6 +104,7 @@ func testClusterNodeLoss(t *testing.T, which string) {
 	r := newDrec(t, loop)
 	r.resume(t, shard, Want{Topic: "user.c"})
 	r.waitDone(t)
+	waitEstablished(t, h, "user.c")
 
 	pub, err := nats.Connect(all, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
 	if err != nil {

@@ -265,6 +265,7 @@ func TestResumeExact(t *testing.T) {
 			if recs := r1.waitDone(t); len(recs) != 0 {
 				t.Fatalf("outcomes %v for a resume without positions", recs)
 			}
+			waitEstablished(t, h, topic)
 			publishTo(t, pub, b, topic, 0, 10)
 			seen := r1.waitPushes(t, 10)
 			checkRun(t, seen, storedOffsets(t, b, topic), 0)
@@ -315,6 +316,9 @@ func TestResumeSeamUnderLoad(t *testing.T) {
 	ref := newDrec(t, loops[0])
 	ref.resume(t, shards[0], Want{Topic: topic})
 	ref.waitDone(t)
+	// A subscription without a position gets what is stored after the
+	// node's interest began: wait for that point before publishing.
+	waitEstablished(t, h, topic)
 
 	const total = 1500
 	var wg sync.WaitGroup
@@ -345,7 +349,7 @@ func TestResumeSeamUnderLoad(t *testing.T) {
 			continue
 		}
 		// Every fourth resumes far back, past the cache.
-		k := len(seen) - 1 - (i%5)*3
+		k := max(0, len(seen)-1-(i%5)*3)
 		if i%4 == 0 {
 			k = max(0, len(seen)-200)
 		}
@@ -446,6 +450,7 @@ func TestEpochChange(t *testing.T) {
 	shard := h.NewShard(loop)
 	live := newDrec(t, loop)
 	live.resume(t, shard, Want{Topic: "user.e"})
+	waitEstablished(t, h, "user.e")
 	publishTo(t, pub, b, "user.e", 0, 3)
 	old := live.waitPushes(t, 3)[2]
 
@@ -482,6 +487,24 @@ func TestEpochChange(t *testing.T) {
 	}
 }
 
+// waitEstablished waits until the node knows where topic's history ended
+// when its interest began (the broker's first Head).
+func waitEstablished(t *testing.T, h *Hub, topic string) {
+	t.Helper()
+	waitFor(t, "the history state of "+topic, func() bool {
+		p := h.partFor(topic)
+		p.mu.RLock()
+		ts := p.topics[topic]
+		p.mu.RUnlock()
+		if ts == nil || ts.dur == nil {
+			return false
+		}
+		ts.dur.mu.Lock()
+		defer ts.dur.mu.Unlock()
+		return ts.dur.established
+	})
+}
+
 // blockDeliveries holds topic's history lock, so the broker's worker stalls
 // in Deliver and nats.go drops what overflows the worker's 1-message queue,
 // as it does for a slow consumer. It returns the function that lets go.
@@ -516,15 +539,7 @@ func TestGapRepairAfterDrops(t *testing.T) {
 	r := newDrec(t, loop)
 	r.resume(t, shard, Want{Topic: "user.g"})
 	r.waitDone(t)
-	waitFor(t, "the history state", func() bool {
-		p := h.partFor("user.g")
-		p.mu.RLock()
-		defer p.mu.RUnlock()
-		ts := p.topics["user.g"]
-		ts.dur.mu.Lock()
-		defer ts.dur.mu.Unlock()
-		return ts.dur.established
-	})
+	waitEstablished(t, h, "user.g")
 	publishTo(t, pub, b, "user.g", 0, 5)
 	r.waitPushes(t, 5)
 
@@ -553,6 +568,7 @@ func TestGapRepairAfterReconnect(t *testing.T) {
 	shard := h.NewShard(loop)
 	r := newDrec(t, loop)
 	r.resume(t, shard, Want{Topic: "user.r"})
+	waitEstablished(t, h, "user.r")
 	publishTo(t, pub, b, "user.r", 0, 5)
 	r.waitPushes(t, 5)
 	cid, err := nc.GetClientID()
@@ -591,6 +607,7 @@ func TestUnrepairableGap(t *testing.T) {
 	shard := h.NewShard(loop)
 	r := newDrec(t, loop)
 	r.resume(t, shard, Want{Topic: "user.u"})
+	waitEstablished(t, h, "user.u")
 	publishTo(t, pub, b, "user.u", 0, 3)
 	before := r.waitPushes(t, 3)
 	unlock := blockDeliveries(t, h, "user.u")
@@ -814,6 +831,7 @@ func TestHistoryReads(t *testing.T) {
 	shard := h.NewShard(loop)
 	r := newDrec(t, loop)
 	r.resume(t, shard, Want{Topic: "user.h"})
+	waitEstablished(t, h, "user.h")
 	publishTo(t, pub, b, "user.h", 8, 3)
 	ps := r.waitPushes(t, 3)
 	reqs := h.Stats().BrokerRequests
@@ -854,6 +872,8 @@ func TestDurableRelease(t *testing.T) {
 	shard := h.NewShard(loop)
 	r := newDrec(t, loop)
 	xs := r.resume(t, shard, Want{Topic: "user.x"}, Want{Topic: "user.y"})
+	waitEstablished(t, h, "user.x")
+	waitEstablished(t, h, "user.y")
 	publishTo(t, pub, b, "user.x", 0, 20)
 	publishTo(t, pub, b, "user.y", 0, 20)
 	ps := r.waitPushes(t, 40)

@@ -25,8 +25,9 @@ type Shard struct {
 
 	// Owned by the loop goroutine.
 	topics map[string]*shardTopic
-	spare  []queued   // the drain's second queue slice, reused so steady state allocates nothing
-	after  []*Message // references to drop after the drain's next Flush (replays, held messages)
+	spare  []queued                  // the drain's second queue slice, reused so steady state allocates nothing
+	after  []*Message                // references to drop after the drain's next Flush (replays, held messages)
+	ext    map[*Subscription]*subExt // resume state of the subscriptions with ext set
 
 	// mu guards queue, scheduled and stopped. Workers take it to append; the
 	// drain takes it to swap the queue out.
@@ -93,8 +94,18 @@ type Subscription struct {
 	sub Subscriber
 
 	// Owned by the shard's loop goroutine.
-	idx  int      // the index in st.subs, so Unsubscribe is an O(1) swap-remove; -1 once unsubscribed
-	pos  uint64   // deliver only messages above this offset; 0: no filter (cleared once passed)
+	idx int32 // the index in st.subs, so Unsubscribe is an O(1) swap-remove; -1 once unsubscribed
+	// ext reports that the subscription has state in Shard.ext: a Resume
+	// in progress, or a position to skip live messages up to. Kept out of
+	// the struct so that the many subscriptions without either stay 32
+	// bytes.
+	ext bool
+}
+
+// subExt is the state of a Subscription with ext set. Owned by the
+// shard's loop goroutine.
+type subExt struct {
+	pos  uint64   // deliver only messages above this offset; 0: no filter
 	wait *pending // non-nil until the Resume that made it has its outcome
 }
 
@@ -105,6 +116,7 @@ type pending struct {
 	recIdx   int  // index of its Recovery in batch.recs; -1 without a position
 	skip     bool // until resolved: drop live messages (the replay will hold them)
 	resolved bool
+	lost     string     // a loss the subscription must be told of once it goes live
 	pos      uint64     // from the outcome
 	replay   []*Message // from the outcome; one reference each
 	held     []*Message // live messages after the outcome; one reference each
@@ -162,7 +174,7 @@ func (s *Shard) subscribe(topic string, sub Subscriber) (*Subscription, error) {
 		}
 		s.topics[st.name] = st
 	}
-	x := &Subscription{st: st, sub: sub, idx: len(st.subs)}
+	x := &Subscription{st: st, sub: sub, idx: int32(len(st.subs))}
 	st.subs = append(st.subs, x)
 	s.hub.subscriptions.Add(1)
 	return x, nil
@@ -178,6 +190,11 @@ func (s *Shard) subscribe(topic string, sub Subscriber) (*Subscription, error) {
 // ReasonUnavailable when the history could not be read in time); a topic
 // without history answers ReasonNotDurable. Either way the subscription
 // stays, and goes live.
+//
+// A durable topic without a position also waits, until the node knows
+// where the topic's history ended when its interest began (one JetStream
+// request for the node's first subscriber; none after): from done on,
+// every message stored is delivered to it.
 //
 // Order, for each subscription of the call: nothing is delivered before
 // done returns (so the caller can reply first); then the replayed messages,
@@ -206,9 +223,10 @@ func (s *Shard) Resume(sub Subscriber, wants []Want, done func([]codec.Recovery)
 			}
 			return nil, err
 		}
-		x.wait = &pending{batch: b, recIdx: -1}
+		pw := &pending{batch: b, recIdx: -1}
+		s.setExt(x).wait = pw
 		if w.Since != nil {
-			x.wait.recIdx = len(b.recs)
+			pw.recIdx = len(b.recs)
 			b.recs = append(b.recs, codec.Recovery{Topic: x.st.name})
 		}
 		xs = append(xs, x)
@@ -218,13 +236,15 @@ func (s *Shard) Resume(sub Subscriber, wants []Want, done func([]codec.Recovery)
 		x := xs[i]
 		d := x.st.ts.dur
 		switch {
+		case w.Since == nil && d != nil:
+			d.join(x)
 		case w.Since == nil:
 			s.enqueueControl(x.st, &control{kind: ctlResolve, x: x})
 		case d == nil:
 			rec := codec.Recovery{Topic: x.st.name, Reason: codec.ReasonNotDurable}
 			s.enqueueControl(x.st, &control{kind: ctlResolve, x: x, rec: rec})
 		default:
-			x.wait.skip = true
+			s.ext[x].wait.skip = true
 			d.catchUp(&catchUp{x: x, since: *w.Since})
 		}
 	}
@@ -296,12 +316,18 @@ func (s *Shard) Unsubscribe(x *Subscription) {
 	if st.shard != s {
 		panic("topics: Unsubscribe on a Shard the Subscription was not made on")
 	}
-	if w := x.wait; w != nil {
-		releaseAll(w.replay)
-		releaseAll(w.held)
-		w.replay, w.held = nil, nil
+	if x.ext {
+		// The entry stays until the Resume completes: its outcome still
+		// counts for the batch.
+		if w := s.ext[x].wait; w != nil {
+			releaseAll(w.replay)
+			releaseAll(w.held)
+			w.replay, w.held = nil, nil
+		} else {
+			s.dropExt(x)
+		}
 	}
-	last := len(st.subs) - 1
+	last := int32(len(st.subs) - 1)
 	moved := st.subs[last]
 	st.subs[x.idx] = moved
 	moved.idx = x.idx
@@ -445,15 +471,8 @@ func (s *Shard) drain() {
 					continue
 				}
 				x := it.st.subs[j]
-				if x.wait != nil {
-					s.hold(x, it.m)
+				if x.ext && !s.passes(x, it.m) {
 					continue
-				}
-				if x.pos != 0 {
-					if it.m.offset <= x.pos {
-						continue
-					}
-					x.pos = 0
 				}
 				x.sub.Deliver(it.m)
 				pending++
@@ -491,12 +510,50 @@ func (s *Shard) drain() {
 	s.spare = q[:0]
 }
 
+// setExt gives x an ext entry (or returns its entry). Loop goroutine only.
+func (s *Shard) setExt(x *Subscription) *subExt {
+	if x.ext {
+		return s.ext[x]
+	}
+	if s.ext == nil {
+		s.ext = make(map[*Subscription]*subExt)
+	}
+	e := new(subExt)
+	s.ext[x] = e
+	x.ext = true
+	return e
+}
+
+// dropExt removes x's ext entry. Loop goroutine only.
+func (s *Shard) dropExt(x *Subscription) {
+	if x.ext {
+		delete(s.ext, x)
+		x.ext = false
+	}
+}
+
+// passes reports whether live message m goes to x, which has an ext
+// entry: not while its Resume waits (m is held or skipped instead), and
+// not at or below its position; past its position the entry goes. Loop
+// goroutine only.
+func (s *Shard) passes(x *Subscription, m *Message) bool {
+	e := s.ext[x]
+	if e.wait != nil {
+		s.hold(x, e.wait, m)
+		return false
+	}
+	if m.offset <= e.pos {
+		return false
+	}
+	s.dropExt(x)
+	return true
+}
+
 // hold keeps m for x, whose Resume is not complete: before x's own outcome
 // a durable topic's messages are skipped (the replay will hold them);
 // after it, and for topics without a position, they wait for the batch.
 // Loop goroutine only.
-func (s *Shard) hold(x *Subscription, m *Message) {
-	w := x.wait
+func (s *Shard) hold(x *Subscription, w *pending, m *Message) {
 	if w.skip {
 		return
 	}
@@ -525,7 +582,10 @@ func (s *Shard) control(st *shardTopic, c *control) int64 {
 		c.fn()
 	case ctlResolve:
 		x := c.x
-		w := x.wait
+		var w *pending
+		if x.ext {
+			w = s.ext[x].wait
+		}
 		if w == nil || w.resolved || x.idx < 0 {
 			releaseAll(c.replay)
 			if w != nil && !w.resolved {
@@ -545,16 +605,25 @@ func (s *Shard) control(st *shardTopic, c *control) int64 {
 	case ctlLoss:
 		var lost []*Subscription
 		for _, x := range st.subs {
-			w := x.wait
+			var w *pending
+			if x.ext {
+				w = s.ext[x].wait
+			}
 			switch {
 			case w == nil:
 				lost = append(lost, x)
-			case w.resolved && w.recIdx >= 0 && w.batch.recs[w.recIdx].Recovered:
+			case !w.resolved && w.skip:
+				// Its outcome is computed after the loss.
+			case w.recIdx >= 0 && w.batch.recs[w.recIdx].Recovered:
 				// Not told yet: its outcome changes instead.
 				w.batch.recs[w.recIdx] = codec.Recovery{Topic: x.st.name, Reason: c.reason}
 				releaseAll(w.replay)
 				releaseAll(w.held)
 				w.replay, w.held, w.pos = nil, nil, 0
+			case w.recIdx < 0:
+				// Live without a position once the batch completes: told
+				// then.
+				w.lost = c.reason
 			}
 		}
 		for _, x := range lost {
@@ -582,9 +651,14 @@ func (s *Shard) resolved(w *pending) int64 {
 		b.done(b.recs)
 	}
 	var n int64
+	var lost []*Subscription
+	var reasons []string
 	for _, x := range b.subs {
-		w := x.wait
-		x.wait = nil
+		var w *pending
+		if x.ext {
+			w = s.ext[x].wait
+			s.dropExt(x)
+		}
 		if x.idx < 0 || w == nil {
 			continue
 		}
@@ -599,13 +673,20 @@ func (s *Shard) resolved(w *pending) int64 {
 			x.sub.Deliver(m)
 			n++
 		}
-		x.pos = w.pos
-		if n := len(w.held); n > 0 && w.held[n-1].offset > x.pos {
-			x.pos = 0
+		if last := len(w.held); w.pos != 0 && (last == 0 || w.held[last-1].offset <= w.pos) {
+			s.setExt(x).pos = w.pos // live messages up to pos are in the replay
 		}
 		// The subscribers may keep them until the next Flush.
 		s.after = append(append(s.after, w.replay...), w.held...)
 		w.replay, w.held = nil, nil
+		if w.lost != "" {
+			lost, reasons = append(lost, x), append(reasons, w.lost)
+		}
+	}
+	for i, x := range lost {
+		if ln, ok := x.sub.(LossNotifier); ok && x.idx >= 0 {
+			ln.HistoryLost(x, reasons[i])
+		}
 	}
 	return n
 }

@@ -43,7 +43,7 @@ func (s *Session) run(e *Env, p Peer, text bool, msg []byte, allowed bool) {
 	var perr *codec.ProtoError
 	switch cmd.Type {
 	case codec.CmdSubscribe:
-		if len(cmd.Since) > 0 {
+		if len(cmd.Since) > 0 || s.anyDurable(e, cmd.Topics) {
 			if perr = s.resume(e, p, cmd.ID, cmd.Topics, cmd.Since); perr == nil {
 				return // the reply comes with the outcome
 			}

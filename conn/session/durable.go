@@ -81,6 +81,21 @@ func (s *Session) answered(e *Env, p Peer) {
 	}
 }
 
+// anyDurable reports whether a topic of names keeps a history: its
+// subscribe then waits (resume) until the node follows the history, so the
+// ok means every message stored after it will be delivered.
+func (s *Session) anyDurable(e *Env, names []string) bool {
+	if e.shard == nil {
+		return false
+	}
+	for _, t := range names {
+		if codec.ValidTopic(t) == nil && e.shard.Hub().Durable(t) {
+			return true
+		}
+	}
+	return false
+}
+
 // resume subscribes to names like Subscribe, resuming the topics that since
 // names after their positions (topics.Shard.Resume). A topic it already has
 // is resumed again when since names it (the replay starts at the given
