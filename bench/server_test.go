@@ -23,12 +23,12 @@ import (
 
 // node is an in-process pushd: embedded NATS, the topic hub and the engine.
 type node struct {
-	ns  *server.Server
-	nc  *nats.Conn // the hub's connection
+	ns     *server.Server
+	nc     *nats.Conn // the hub's connection
 	pub    *nats.Conn // a separate publisher connection
 	broker broker.Broker
 	hub    *topics.Hub
-	srv *netpoll.Server
+	srv    *netpoll.Server
 }
 
 // startNode starts it with loops event loops, the v1 protocol at /ws
