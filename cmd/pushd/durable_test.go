@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -353,3 +354,38 @@ func startPlainNATS(t *testing.T) *server.Server {
 }
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// TestDurablePersonalTopic: an authenticated client whose token grants no
+// subscribe pattern may still resume its own personal topic and read its
+// history (it is subscribed to it at open), but not another user's.
+func TestDurablePersonalTopic(t *testing.T) {
+	k := newKeys(t)
+	n := durableNode(t, "--jwt-secret-files", k.secretFile)
+	tok := k.hs(t, claims("fay", time.Now().Add(time.Hour), func(c jwt.MapClaims) {
+		c["pushd"] = map[string]any{"subscribe": []string{"news.>"}}
+	}))
+	c := dial(t, n.wsURL()+"?token="+tok)
+	waitFor(t, "the personal topic's history state", func() bool { return n.hub.Stats().DurableTopics == 1 })
+	time.Sleep(100 * time.Millisecond) // the first position lookup of the personal topic
+	last := c.checkPushes("user.fay", publishN(t, n, "user.fay", 0, 3), 0)
+	c.ws.Close()
+	missed := publishN(t, n, "user.fay", 3, 4)
+
+	c2 := dial(t, n.wsURL()+"?token="+tok)
+	r := c2.command(fmt.Sprintf(`{"id":1,"type":"subscribe","topics":["user.fay"],"since":{"user.fay":{"offset":%d,"epoch":%q}}}`, last.Offset, last.Epoch))
+	if r.Type != "ok" || !r.Recovered["user.fay"] {
+		t.Fatalf("resume of the personal topic: %+v", r)
+	}
+	c2.checkPushes("user.fay", missed, 3)
+	if h := c2.command(`{"id":2,"type":"history","topic":"user.fay","limit":2}`); h.Type != "ok" || len(h.Messages) != 2 {
+		t.Fatalf("history of the personal topic: %+v", h)
+	}
+	for _, cmd := range []string{
+		`{"id":3,"type":"history","topic":"user.gus"}`,
+		`{"id":3,"type":"subscribe","topics":["user.gus"],"since":{"user.gus":{"offset":0}}}`,
+	} {
+		if r := c2.command(cmd); r.Type != "error" || r.Error.Code != "forbidden" {
+			t.Fatalf("%s: %+v, want forbidden", cmd, r)
+		}
+	}
+}

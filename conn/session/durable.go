@@ -152,7 +152,7 @@ func (s *Session) history(e *Env, p Peer, cmd *codec.Command) *codec.ProtoError 
 	if err := codec.ValidTopic(cmd.Topic); err != nil {
 		return &codec.ProtoError{Code: codec.CodeInvalidTopic, Message: err.Error()}
 	}
-	if s.ident != nil && !s.ident.CanSubscribe(cmd.Topic) {
+	if !s.mayRead(e, cmd.Topic) {
 		e.metrics.Forbidden.Add(1)
 		return &codec.ProtoError{Code: codec.CodeForbidden, Message: "the token does not allow reading " + cmd.Topic}
 	}

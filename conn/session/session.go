@@ -282,7 +282,7 @@ func (s *Session) check(e *Env, p Peer, names []string, trusted bool) *codec.Pro
 		if err := codec.ValidTopic(t); err != nil {
 			return &codec.ProtoError{Code: codec.CodeInvalidTopic, Message: err.Error()}
 		}
-		if !trusted && s.ident != nil && !s.ident.CanSubscribe(t) {
+		if !trusted && !s.mayRead(e, t) {
 			e.metrics.Forbidden.Add(1)
 			return &codec.ProtoError{Code: codec.CodeForbidden, Message: "the token does not allow subscribing to " + t}
 		}
@@ -331,6 +331,17 @@ func (s *Session) Publish(e *Env, topic string, data []byte) *codec.ProtoError {
 	}
 	e.metrics.ClientPublishes.Add(1)
 	return nil
+}
+
+// mayRead reports whether the client may subscribe to topic or read its
+// history: an anonymous client may, an authenticated one where its token
+// allows, and always its own personal topic (to resume it after a
+// reconnect, although the token need not grant it).
+func (s *Session) mayRead(e *Env, topic string) bool {
+	if s.ident == nil || s.ident.CanSubscribe(topic) {
+		return true
+	}
+	return e.cfg.PersonalTopic != nil && e.cfg.PersonalTopic(s.ident) == topic
 }
 
 // mayPublish checks that the client may publish to topic.
