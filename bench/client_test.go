@@ -21,11 +21,14 @@ import (
 )
 
 // Client mode: the test binary re-executed with BENCH_CLIENT=1 opens
-// BENCH_N WebSocket connections to BENCH_URL_PATH on BENCH_ADDR, spreading
-// source addresses over 127.0.0.2 and up, answers pings, counts text
-// frames, and reports "ready" and then "recv <n>" lines on stdout. With
-// BENCH_SEND set, every connection sends that text message when a "go" line
-// arrives on stdin. It exits when stdin closes.
+// BENCH_N WebSocket connections (or SSE streams with BENCH_TRANSPORT=sse)
+// to BENCH_URL_PATH on BENCH_ADDR, spreading source addresses over
+// 127.0.0.2 and up, answers pings, counts pushes, and reports "ready" and
+// then "recv <n>" lines on stdout. It exits when stdin closes. With
+// BENCH_SIO_TOPIC set it speaks Socket.IO over WebSocket instead: it joins
+// the main namespace, subscribes to BENCH_SIO_TOPIC (%d replaced as in the
+// path), and answers Engine.IO pings. With BENCH_SEND set, every WebSocket
+// connection sends that text message when a "go" line arrives on stdin.
 
 const clientsPerSourceIP = 10000
 
@@ -41,6 +44,8 @@ func clientMain() int {
 	n, _ := strconv.Atoi(os.Getenv("BENCH_N"))
 	path := os.Getenv("BENCH_PATH") // may contain %d, replaced by i % BENCH_TOPICS
 	topics, _ := strconv.Atoi(os.Getenv("BENCH_TOPICS"))
+	sioTopic := os.Getenv("BENCH_SIO_TOPIC")
+	sse := os.Getenv("BENCH_TRANSPORT") == "sse"
 	var recv, failed atomic.Int64
 	var dials sync.WaitGroup
 	send := os.Getenv("BENCH_SEND")
@@ -55,7 +60,14 @@ func clientMain() int {
 			if strings.Contains(p, "%d") {
 				p = fmt.Sprintf(p, i%topics)
 			}
-			c, err := dialWS(addr, p, sourceIP(i))
+			dial := dialWS
+			if sse {
+				dial = dialSSE
+			}
+			c, err := dial(addr, p, sourceIP(i))
+			if err == nil && sioTopic != "" {
+				err = sioJoin(c, fmt.Sprintf(sioTopic, i%topics))
+			}
 			<-sem
 			dials.Done()
 			if err != nil {
@@ -64,12 +76,16 @@ func clientMain() int {
 				}
 				return
 			}
-			if send != "" {
+			if send != "" && !sse {
 				mu.Lock()
 				conns = append(conns, c)
 				mu.Unlock()
 			}
-			readFrames(c, &recv)
+			if sse {
+				readEvents(c, &recv)
+			} else {
+				readFrames(c, &recv, sioTopic != "")
+			}
 		}(i)
 	}
 	dials.Wait()
@@ -80,7 +96,7 @@ func clientMain() int {
 			if in.Text() != "go" || send == "" {
 				continue
 			}
-			frame := maskedText([]byte(send))
+			frame := maskedText(send)
 			mu.Lock()
 			for _, c := range conns {
 				go func() { _, _ = c.Write(frame) }()
@@ -103,9 +119,8 @@ func sourceIP(i int) net.IP {
 	return net.IPv4(127, byte(1+k/250), 0, byte(2+k%250))
 }
 
-// dialWS opens a WebSocket from the given source address with a
-// hand-written upgrade request, and waits for the 101.
-func dialWS(addr, path string, src net.IP) (net.Conn, error) {
+// dialFrom connects to addr from the given source address.
+func dialFrom(addr string, src net.IP) (net.Conn, error) {
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: src}, Timeout: 10 * time.Second,
 		// Let connect(2) choose the source port for the whole 4-tuple
 		// instead of bind(2) reserving one for every destination.
@@ -114,17 +129,21 @@ func dialWS(addr, path string, src net.IP) (net.Conn, error) {
 				_ = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, unix.IP_BIND_ADDRESS_NO_PORT, 1)
 			})
 		}}
-	c, err := d.Dial("tcp", addr)
+	return d.Dial("tcp", addr)
+}
+
+// request dials addr from src, sends req and reads the response head byte
+// by byte, so no frame or event bytes are swallowed; the status line must
+// start with want.
+func request(addr string, src net.IP, req, want string) (net.Conn, error) {
+	c, err := dialFrom(addr, src)
 	if err != nil {
 		return nil, err
 	}
-	req := "GET " + path + " HTTP/1.1\r\nHost: bench\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
 	if _, err := io.WriteString(c, req); err != nil {
 		c.Close()
 		return nil, err
 	}
-	// Read the response head byte by byte so no frame bytes are swallowed.
 	var head []byte
 	b := make([]byte, 1)
 	for !bytes.HasSuffix(head, []byte("\r\n\r\n")) {
@@ -134,29 +153,66 @@ func dialWS(addr, path string, src net.IP) (net.Conn, error) {
 		}
 		head = append(head, b[0])
 	}
-	if !bytes.HasPrefix(head, []byte("HTTP/1.1 101")) {
+	if !bytes.HasPrefix(head, []byte(want)) {
 		c.Close()
-		return nil, fmt.Errorf("upgrade refused: %q", head)
+		return nil, fmt.Errorf("refused: %q", head)
 	}
 	return c, nil
 }
 
-// maskedText returns p as one masked client text frame (RFC 6455 §5.3),
-// with a zero masking key: masking is required, secrecy is not.
-func maskedText(p []byte) []byte {
-	f := []byte{0x81}
-	switch n := len(p); {
-	case n < 126:
-		f = append(f, 0x80|byte(n))
-	default:
-		f = append(f, 0x80|126, byte(n>>8), byte(n))
+// maskedText returns a client text frame with payload p (under 64 KiB) and
+// the all-zero masking key, which leaves the payload as it is (RFC 6455
+// §5.3: masking is required, secrecy is not).
+func maskedText(p string) []byte {
+	f := []byte{0x81, 0x80 | byte(len(p))}
+	if len(p) >= 126 {
+		f = []byte{0x81, 0x80 | 126, byte(len(p) >> 8), byte(len(p))}
 	}
 	return append(append(f, 0, 0, 0, 0), p...)
 }
 
+// sioJoin joins the Socket.IO main namespace and subscribes to topic; the
+// answers are read (and not counted) by readFrames.
+func sioJoin(c net.Conn, topic string) error {
+	_, err := c.Write(append(maskedText("40"), maskedText(`42["subscribe",["`+topic+`"]]`)...))
+	return err
+}
+
+// dialWS opens a WebSocket from the given source address with a
+// hand-written upgrade request, and waits for the 101.
+func dialWS(addr, path string, src net.IP) (net.Conn, error) {
+	return request(addr, src, "GET "+path+" HTTP/1.1\r\nHost: bench\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", "HTTP/1.1 101")
+}
+
+// dialSSE opens an SSE stream from the given source address and waits for
+// the 200.
+func dialSSE(addr, path string, src net.IP) (net.Conn, error) {
+	return request(addr, src, "GET "+path+" HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n", "HTTP/1.1 200")
+}
+
+// readEvents reads an event stream until EOF, counting pushes.
+func readEvents(c net.Conn, recv *atomic.Int64) {
+	defer c.Close()
+	r := bufio.NewReaderSize(c, 512)
+	for {
+		line, err := r.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			continue // a long data line: the rest follows
+		}
+		if err != nil {
+			return
+		}
+		if bytes.HasPrefix(line, []byte(`data: {"type":"message"`)) {
+			recv.Add(1)
+		}
+	}
+}
+
 // readFrames reads server frames until EOF, counting text frames and
-// answering pings with masked pongs.
-func readFrames(c net.Conn, recv *atomic.Int64) {
+// answering pings with masked pongs; with sio, it answers Engine.IO pings
+// ("2") with "3" and counts only message events.
+func readFrames(c net.Conn, recv *atomic.Int64, sio bool) {
 	defer c.Close()
 	r := bufio.NewReaderSize(c, 512)
 	var hdr [8]byte
@@ -190,12 +246,29 @@ func readFrames(c net.Conn, recv *atomic.Int64) {
 			}
 			continue
 		}
+		if sio && op == 0x1 && n <= 128 {
+			payload = payload[:n]
+			if _, err := io.ReadFull(r, payload); err != nil {
+				return
+			}
+			switch {
+			case string(payload) == "2":
+				if _, err := c.Write(maskedText("3")); err != nil {
+					return
+				}
+			case bytes.HasPrefix(payload, []byte(`42["message"`)):
+				recv.Add(1)
+			}
+			continue
+		}
 		if _, err := r.Discard(int(n)); err != nil {
 			return
 		}
 		switch op {
 		case 0x1:
-			recv.Add(1)
+			if !sio || n > 128 {
+				recv.Add(1)
+			}
 		case 0x8:
 			return
 		}
@@ -210,17 +283,20 @@ type clientProc struct {
 	ready chan int
 }
 
-// startClients starts a client process with n connections and waits until
-// all have connected. send, when not empty, is the message every
-// connection sends on go().
-func startClients(tb testing.TB, addr, path string, n, topics int, send ...string) *clientProc {
+// startClients starts a client process with n WebSocket connections and
+// waits until all have connected; env is added to the client's environment.
+func startClients(tb testing.TB, addr, path string, n, topics int, env ...string) *clientProc {
+	tb.Helper()
+	return startTransportClients(tb, "ws", addr, path, n, topics, env...)
+}
+
+// startTransportClients is startClients for transport "ws" or "sse".
+func startTransportClients(tb testing.TB, transport, addr, path string, n, topics int, env ...string) *clientProc {
 	tb.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "BENCH_CLIENT=1", "BENCH_ADDR="+addr, "BENCH_PATH="+path,
+	cmd.Env = append(os.Environ(), "BENCH_CLIENT=1", "BENCH_TRANSPORT="+transport, "BENCH_ADDR="+addr, "BENCH_PATH="+path,
 		"BENCH_N="+strconv.Itoa(n), "BENCH_TOPICS="+strconv.Itoa(topics))
-	if len(send) > 0 {
-		cmd.Env = append(cmd.Env, "BENCH_SEND="+send[0])
-	}
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stderr = os.Stderr
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()

@@ -13,6 +13,8 @@ import (
 
 	"github.com/pushd/pushd/conn"
 	"github.com/pushd/pushd/conn/session"
+	"github.com/pushd/pushd/conn/sio"
+	"github.com/pushd/pushd/conn/sse"
 	"github.com/pushd/pushd/conn/ws"
 	"github.com/pushd/pushd/netpoll"
 	"github.com/pushd/pushd/topics"
@@ -31,8 +33,11 @@ type node struct {
 	srv    *netpoll.Server
 }
 
-// startNode starts it with loops event loops, the v1 protocol at /ws
-// (anonymous clients), cc's connection limits and wc's WebSocket settings.
+// startNode starts it with loops event loops, the v1 protocol at /ws and
+// Socket.IO at /socket.io/ and the v1 protocol over SSE at /sse (anonymous
+// clients), cc's connection limits and wc's WebSocket settings (its ping
+// interval and pong timeout are also Socket.IO's pingInterval and
+// pingTimeout, and its ping interval the SSE heartbeat's).
 func startNode(tb testing.TB, loops int, cc conn.Config, wc ws.Config) *node {
 	tb.Helper()
 	return startNodeWith(tb, loops, cc, wc, "")
@@ -82,8 +87,13 @@ func startNodeWith(tb testing.TB, loops int, cc conn.Config, wc ws.Config, histo
 	}
 	n.srv, err = netpoll.Start(netpoll.Config{
 		Addr: "127.0.0.1:0", Loops: loops, Hub: n.hub, Conn: cc, Logger: quiet,
-		Routes: []conn.Route{ws.V1Route("/ws", wc, nil, session.Config{}, new(session.Metrics))},
-		Tick:   conn.TickFor(cc.HandshakeTimeout, cc.CloseTimeout, wc.PingInterval, wc.PongTimeout),
+		Routes: []conn.Route{
+			ws.V1Route("/ws", wc, nil, session.Config{}, new(session.Metrics)),
+			sio.Route(sio.DefaultPath, sio.Config{PingInterval: wc.PingInterval, PingTimeout: wc.PongTimeout},
+				sio.Admission{}, session.Config{}, new(session.Metrics)),
+			sse.Route("/sse", sse.Config{PingInterval: wc.PingInterval}, nil, session.Config{}, new(session.Metrics)),
+		},
+		Tick: conn.TickFor(cc.HandshakeTimeout, cc.CloseTimeout, wc.PingInterval, wc.PongTimeout),
 	})
 	if err != nil {
 		tb.Fatal(err)

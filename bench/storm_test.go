@@ -36,7 +36,7 @@ func BenchmarkResumeStorm(b *testing.B) {
 			}
 		}
 		cmd := fmt.Sprintf(`{"id":1,"type":"subscribe","topics":["storm.t"],"since":{"storm.t":{"offset":%d,"epoch":%q}}}`, first.Offset, first.Epoch)
-		cl := startClients(b, n.srv.Addr(), "/ws", clients, 1, cmd)
+		cl := startClients(b, n.srv.Addr(), "/ws", clients, 1, "BENCH_SEND="+cmd)
 		waitFor(b, "welcomes", time.Minute, func() bool { return cl.recv.Load() >= clients })
 		base, reqs0 := cl.recv.Load(), n.hub.Stats().BrokerRequests
 		start, c0 := time.Now(), cpuTime()

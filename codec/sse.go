@@ -3,6 +3,7 @@ package codec
 import (
 	"bytes"
 	"strconv"
+	"strings"
 	"unsafe"
 )
 
@@ -117,4 +118,87 @@ func AppendSSERetry(dst []byte, ms int) []byte {
 	dst = append(dst, "retry: "...)
 	dst = strconv.AppendInt(dst, int64(max(ms, 0)), 10)
 	return append(dst, '\n')
+}
+
+// Event ids of pushes on durable topics (docs/protocol.md §12). An id names
+// the position of the push in its topic's history: topic ":" epoch ":"
+// offset, for example "orders.eu:E8x2:1234". Neither a topic nor an epoch
+// holds ':', so the id splits without escaping, and every byte of it is
+// printable ASCII, which a browser sends back unchanged in Last-Event-ID.
+
+// maxEventOffset is the largest offset an id may carry: the largest integer a
+// JavaScript number holds exactly (2^53-1), the bound on every offset pushd
+// sends.
+const maxEventOffset = 1<<53 - 1
+
+// maxEventEpoch bounds an id's epoch.
+const maxEventEpoch = 64
+
+// AppendEventID appends the SSE event id of a push on a durable topic:
+// topic ":" epoch ":" offset in decimal. The caller passes a valid topic, an
+// epoch of 1 to 64 bytes of A-Z a-z 0-9 _ - and an offset of at least 1; the
+// result then reads back with ParseEventID. It does not allocate when dst has
+// room. AppendEventID is pure and may be called from any goroutine.
+func AppendEventID(dst []byte, topic, epoch string, offset uint64) []byte {
+	dst = append(dst, topic...)
+	dst = append(dst, ':')
+	dst = append(dst, epoch...)
+	dst = append(dst, ':')
+	return strconv.AppendUint(dst, offset, 10)
+}
+
+// ParseEventID decodes an id written by AppendEventID, as a client sends it
+// back in Last-Event-ID. ok is false unless id is exactly a valid topic
+// (ValidTopic), ':', an epoch of 1 to 64 bytes of A-Z a-z 0-9 _ -, ':', and
+// an offset from 1 to 2^53-1 in decimal without sign or leading zeros. The
+// strings returned are substrings of id. ParseEventID is pure, never
+// panics, and may be called from any goroutine.
+func ParseEventID(id string) (topic, epoch string, offset uint64, ok bool) {
+	topic, rest, ok1 := strings.Cut(id, ":")
+	epoch, num, ok2 := strings.Cut(rest, ":")
+	if !ok1 || !ok2 || ValidTopic(topic) != nil || !eventEpochOK(epoch) {
+		return "", "", 0, false
+	}
+	if len(num) == 0 || len(num) > 16 || num[0] == '0' {
+		return "", "", 0, false
+	}
+	for i := range len(num) {
+		if !isDigit(num[i]) {
+			return "", "", 0, false
+		}
+		offset = offset*10 + uint64(num[i]-'0')
+	}
+	if offset > maxEventOffset {
+		return "", "", 0, false
+	}
+	return topic, epoch, offset, true
+}
+
+// eventEpochOK reports whether e can be the epoch of an event id: 1 to 64
+// bytes of A-Z a-z 0-9 _ -, the bytes of a topic token.
+func eventEpochOK(e string) bool {
+	if len(e) == 0 || len(e) > maxEventEpoch {
+		return false
+	}
+	for i := range len(e) {
+		c := e[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// AppendSSEClose appends the last event of a stream the server ends: type
+// "close", whose data is {"type":"close","code":<code>,"reason":<reason>}
+// with code a pushd close code (docs/protocol.md §6) and reason escaped as a
+// JSON string. A client reads it the way a WebSocket client reads a close
+// frame: the code says whether to reconnect. It does not allocate when dst
+// has room. AppendSSEClose is pure and may be called from any goroutine.
+func AppendSSEClose(dst []byte, code StatusCode, reason string) []byte {
+	dst = append(dst, "event: close\ndata: {\"type\":\"close\",\"code\":"...)
+	dst = strconv.AppendUint(dst, uint64(code), 10)
+	dst = append(dst, `,"reason":`...)
+	dst = appendJSONString(dst, reason)
+	return append(dst, "}\n\n"...)
 }

@@ -1,10 +1,13 @@
 // Package conn is the transport-neutral core of one event loop's
 // connections: the per-loop environment (timing wheel, push outbox, scratch
 // buffers, endpoint table) and the base of every connection (its socket,
-// timer, queued pushes and life-cycle state). A connection starts by
-// sending an HTTP/1.1 request head; the endpoint table routes it by path to
-// an Endpoint, whose Proto (the WebSocket state machine in conn/ws, later
-// SSE or Engine.IO) handles the connection from then on.
+// timer, queued pushes and life-cycle state). A connection speaks HTTP/1.1
+// first: the base reads one request at a time (head, then body) and the
+// endpoint table routes it by path to an Endpoint, which answers it (a
+// static file; the connection then reads the next request), holds it to
+// answer later (a long-poll), or takes the connection over with a Proto
+// (the WebSocket state machine in conn/ws, an SSE stream in conn/sse) that
+// handles the connection from then on.
 //
 // Everything here belongs to one event loop and is touched only from that
 // loop's goroutine, unless a doc comment says otherwise. conn knows nothing
@@ -12,8 +15,6 @@
 package conn
 
 import (
-	"errors"
-
 	"golang.org/x/sys/unix"
 
 	"github.com/pushd/pushd/codec"
@@ -46,16 +47,24 @@ type State uint8
 
 // The states of a connection.
 const (
-	StateHandshake State = iota // waiting for a complete request head
-	StateOpen                   // accepted by an endpoint; its Proto runs
+	StateHandshake State = iota // reading a request head: the first, or the next one on a kept-alive connection
+	StateRequest                // a request is in progress: its body is arriving, its endpoint serves it, or holds it to answer later
+	StateOpen                   // taken over by an endpoint; its Proto runs
 	StateClosing                // the Proto said goodbye (e.g. a close frame) and waits for the peer
-	StateFailed                 // the connection failed; input is discarded until EOF
+	StateFailed                 // the connection failed or is closing after a response; input is discarded until EOF
 	StateClosed                 // the transport is closed; nothing may be written
 )
 
-// Conn flags.
+// Conn flags. The request-phase bits describe the request in progress and
+// cost no field of their own, so an upgraded connection is no larger for
+// having spoken HTTP first.
 const (
-	flagCloseReq uint8 = 1 << iota // the transport has been asked to close
+	flagCloseReq   uint8 = 1 << iota // the transport has been asked to close
+	flagAccepted                     // an endpoint took the connection over (Accepted): counted as open
+	flagKeepAlive                    // the request in progress allows another one after it (RFC 7230 §6.3)
+	flagHead                         // the request in progress is a HEAD: its response has no body
+	flagBodyUnread                   // the request in progress has a body nobody read: close after the response
+	flagIdle                         // between requests: the timer is the keep-alive idle timeout
 )
 
 // Conn is the base of one connection, whatever its protocol. It implements
@@ -67,27 +76,30 @@ type Conn struct {
 	tr Transport
 
 	// Owned by the loop goroutine.
-	proto  Proto          // nil until an endpoint accepted the request head
-	format *topics.Format // push encoding; nil: the connection takes no pushes
+	proto  Proto // what took the connection over or holds its request; the loop's *pending while a body arrives; else nil
 	timer  wheel.Node[Conn]
 	state  State
 	flags  uint8
+	format uint8 // push encoding (topics.Format.ID); 0: the connection takes no pushes
 	idx    int32 // position in l.conns
 	qhead  int32 // first queued push in l.out (1-based; 0 = none)
 	qtail  int32
 }
 
 // Proto is the protocol that runs on a connection once an Endpoint has
-// accepted its request head: the WebSocket state machine, an SSE stream, an
-// Engine.IO transport. Every method runs on the loop goroutine and receives
+// taken it over (Accepted): the WebSocket state machine, an SSE stream, an
+// Engine.IO transport; or the state of a request an Endpoint holds to
+// answer later (Hold). Every method runs on the loop goroutine and receives
 // the connection, so a Proto needs no pointer back to it.
 type Proto interface {
 	// Feed processes bytes received after the request head, starting with
 	// the first byte not yet consumed, and returns how many it consumed;
 	// the caller keeps the rest and calls again when more arrive. It is
-	// called only while the state is StateOpen or StateClosing.
+	// called only while the state is StateOpen or StateClosing, never for
+	// a held request (its client's next bytes wait until RequestDone).
 	Feed(c *Conn, p []byte) int
-	// Timer runs when the connection's timer fires in StateOpen.
+	// Timer runs when the connection's timer fires in StateOpen, or while
+	// the Proto holds the connection's request.
 	Timer(c *Conn)
 	// Send writes one complete application message (for the v1 protocol,
 	// a JSON object) in the protocol's framing, and reports whether the
@@ -127,71 +139,51 @@ func (c *Conn) Proto() Proto { return c.proto }
 
 // SetFormat sets the wire format of the pushes this connection takes; nil
 // stops it taking any. Loop goroutine only.
-func (c *Conn) SetFormat(f *topics.Format) { c.format = f }
+func (c *Conn) SetFormat(f *topics.Format) {
+	c.format = 0
+	if f != nil {
+		c.format = f.ID()
+	}
+}
 
 // Feed processes bytes received from the peer, starting with the first byte
 // not yet consumed. It returns how many bytes it consumed; the caller keeps
-// the rest (a partial request head or frame) and calls Feed again when more
-// arrive. close reports that the transport should be closed now, after what
-// was written is flushed. Feed never blocks. Loop goroutine only.
+// the rest (a partial request head or frame, or the next request while one
+// is held) and calls Feed again when more arrive. close reports that the
+// transport should be closed now, after what was written is flushed. Feed
+// never blocks. Loop goroutine only.
 //
 // A Proto may modify p in place (WebSocket unmasks frames in place), so p
 // must be writable and not used by the caller for anything else afterwards.
 func (c *Conn) Feed(p []byte) (n int, close bool) {
+	c.l.metrics.BytesFed.Add(int64(len(p)))
 	c.l.feeding = c
 	c.l.cur = c.l.tickOf(c.l.clock())
 	defer func() { c.l.feeding = nil }()
-	if c.state == StateHandshake {
-		n = c.handshake(p)
-	}
-	for c.state == StateOpen || c.state == StateClosing {
-		m := c.proto.Feed(c, p[n:])
+	for {
+		var m int
+		switch c.state {
+		case StateHandshake:
+			m = c.readHead(p[n:])
+		case StateRequest:
+			m = c.readRequest(p[n:])
+		case StateOpen, StateClosing:
+			m = c.proto.Feed(c, p[n:])
+		case StateFailed:
+			m = len(p) - n // discard everything until the peer closes
+		}
 		if m == 0 {
 			break
 		}
 		n += m
 	}
-	if c.state == StateFailed {
-		n = len(p) // discard everything until the peer closes
-	}
 	return n, c.flags&flagCloseReq != 0 && c.state != StateClosed
 }
 
-func (c *Conn) handshake(p []byte) int {
-	if c.flags&flagCloseReq != 0 {
-		return len(p) // the deadline passed; the close is on its way
-	}
-	req, n, err := codec.ParseUpgrade(p, c.l.upLimits)
-	if err == codec.ErrNeedMore {
-		return 0
-	}
-	if err != nil {
-		var he *codec.HandshakeError
-		if !errors.As(err, &he) {
-			he = &codec.HandshakeError{Status: 400, Reason: "bad request"}
-		}
-		c.Reject(he)
-		return len(p)
-	}
-	ep := c.l.route(req.Path)
-	if ep == nil {
-		c.Reject(&codec.HandshakeError{Status: 404, Reason: "not found"})
-		return len(p)
-	}
-	if herr := ep.Accept(c, &req); herr != nil {
-		if c.state == StateHandshake {
-			c.Reject(herr)
-		}
-		return len(p)
-	}
-	if c.state != StateOpen && c.state != StateClosing {
-		return len(p) // accepted, but the answer could not be written
-	}
-	return n
-}
-
-// Reject answers the request head with an HTTP error and closes the
-// connection. Loop goroutine only.
+// Reject answers the request in progress with an HTTP error and closes the
+// connection: the answer to a request that cannot be trusted or served
+// (after a bad head, the framing of whatever follows is unknown, RFC 7230
+// §3.3.3). Loop goroutine only.
 func (c *Conn) Reject(he *codec.HandshakeError) {
 	c.l.metrics.HandshakeRejected.Add(1)
 	buf := codec.AppendHTTPError(c.l.scratch[:0], he.Status, he.Reason, he.Header...)
@@ -200,13 +192,18 @@ func (c *Conn) Reject(he *codec.HandshakeError) {
 	c.CloseTransport()
 }
 
-// Accepted is what an Endpoint's Accept calls once it takes the connection,
-// before it writes its answer: the connection moves to StateOpen with p as
-// its protocol, and is counted as open (if the answer's write then fails,
-// Closed undoes the count). Loop goroutine only.
+// Accepted is what an Endpoint's Serve calls when it takes the connection
+// over, before it writes its answer: the connection moves to StateOpen
+// with p as its protocol, and is counted as open (if the answer's write
+// then fails, Closed undoes the count). The timer is the Proto's from then
+// on. It panics outside Serve. Loop goroutine only.
 func (c *Conn) Accepted(p Proto) {
+	if p == nil || c.state != StateRequest || c.proto != nil {
+		panic("conn: Accepted outside Serve")
+	}
 	c.proto = p
 	c.state = StateOpen
+	c.flags |= flagAccepted
 	c.l.metrics.Upgrades.Add(1)
 	c.l.metrics.Open.Add(1)
 }
@@ -233,10 +230,10 @@ func (c *Conn) ShutdownWrite() {
 }
 
 // Writable reports whether anything but a Proto's final write may be
-// written: only in StateHandshake or StateOpen, and not once closing was
-// requested. Loop goroutine only.
+// written: only while reading or serving a request or in StateOpen, and not
+// once closing was requested. Loop goroutine only.
 func (c *Conn) Writable() bool {
-	return (c.state == StateHandshake || c.state == StateOpen) && c.flags&flagCloseReq == 0
+	return c.state <= StateOpen && c.flags&flagCloseReq == 0
 }
 
 // Write writes p if the connection is writable, applies the slow-consumer
@@ -249,7 +246,7 @@ func (c *Conn) Write(p []byte) bool {
 	if _, err := c.tr.Write(p); err != nil || c.state == StateClosed {
 		return false
 	}
-	return c.checkOutbound()
+	return c.checkOutbound(len(p))
 }
 
 // Writev writes bs with one writev(2) (through the loop's allocation-free
@@ -259,10 +256,14 @@ func (c *Conn) Writev(bs [][]byte) bool {
 	if !c.Writable() {
 		return false
 	}
+	n := 0
+	for _, b := range bs {
+		n += len(b)
+	}
 	if _, err := c.l.writev(c.tr, bs); err != nil || c.state == StateClosed {
 		return false
 	}
-	return c.checkOutbound()
+	return c.checkOutbound(n)
 }
 
 // WriteFinal writes p whatever the state, short of closed, without the
@@ -286,21 +287,57 @@ func (c *Conn) Scratch() []byte { return c.l.scratch[:0] }
 // SetScratch hands back the buffer Scratch returned. Loop goroutine only.
 func (c *Conn) SetScratch(b []byte) { c.l.scratch = b[:0] }
 
-// checkOutbound is the slow-consumer policy, in one place: when the bytes a
-// connection has not taken exceed MaxOutbound, the connection is counted as
-// a slow consumer and its Proto stops it taking pushes (WebSocket: close
-// 4000 "slow consumer, reconnect", queued behind the backlog, which the
-// close timeout then bounds). It reports whether the connection is still
-// usable.
-func (c *Conn) checkOutbound() bool {
-	if c.tr.OutboundBuffered() <= c.l.cfg.MaxOutbound {
+// checkOutbound is the slow-consumer policy, in one place, applied after
+// every write of wrote bytes. A client that reads is not slow because one
+// message is large; a client whose backlog stays above the cap without
+// draining is:
+//
+//   - while the unsent backlog is at most MaxOutbound, all is well;
+//   - above it, the connection is behind: it keeps taking pushes, and the
+//     loop watches it (sweepBehind, every tick). If the backlog does not
+//     fall below its lowest level so far within SlowConsumerTimeout, the
+//     client is not keeping up;
+//   - a backlog over HardOutboundFactor × MaxOutbound before this write
+//     (so a single large message to an empty buffer never counts) means
+//     the same at once, which bounds the memory one client can hold.
+//
+// A slow consumer is counted and its Proto stops it taking pushes
+// (WebSocket: close 4000 "slow consumer, reconnect", queued behind the
+// backlog, which the close timeout then bounds; SSE: a close event, then
+// the end of the stream). A client that sends HTTP requests without
+// reading the responses (pipelining a file again and again) meets the
+// hard cap and is closed. checkOutbound reports whether the connection is
+// still usable.
+func (c *Conn) checkOutbound(wrote int) bool {
+	b := c.tr.OutboundBuffered()
+	if b <= c.l.cfg.MaxOutbound {
 		return true
 	}
-	if c.state == StateOpen {
-		c.l.metrics.SlowConsumers.Add(1)
-		c.proto.SlowConsumer(c)
+	hard := b-wrote > HardOutboundFactor*c.l.cfg.MaxOutbound
+	switch c.state {
+	case StateOpen:
+	case StateHandshake, StateRequest:
+		if hard && c.flags&flagCloseReq == 0 {
+			c.l.metrics.SlowConsumers.Add(1)
+			c.CloseTransport()
+		}
+		return !hard
+	default:
+		return false
 	}
-	return false
+	if hard {
+		c.slowConsumer()
+		return false
+	}
+	c.l.behind(c, b)
+	return true
+}
+
+// slowConsumer closes c as a slow consumer.
+func (c *Conn) slowConsumer() {
+	delete(c.l.lagging, c)
+	c.l.metrics.SlowConsumers.Add(1)
+	c.proto.SlowConsumer(c)
 }
 
 // Send writes one complete application message through the connection's
@@ -313,13 +350,14 @@ func (c *Conn) Send(p []byte) bool {
 }
 
 // Close ends the connection with a pushd close code through its protocol
-// (session.Peer). Before an endpoint accepted it, it just closes the
-// transport. Loop goroutine only.
+// (session.Peer), or through the Proto holding its request. Before an
+// endpoint took it over or held its request, it just closes the transport.
+// Loop goroutine only.
 func (c *Conn) Close(code codec.StatusCode, reason string) {
 	switch {
 	case c.proto != nil && c.state != StateClosed:
 		c.proto.Close(c, code, reason)
-	case c.state == StateHandshake:
+	case c.state == StateHandshake, c.state == StateRequest:
 		c.CloseTransport()
 	}
 }
@@ -344,11 +382,11 @@ func (c *Conn) Open() bool { return c.state == StateOpen && c.flags&flagCloseReq
 // Deliver queues a push for the next Flush, in the connection's format. It
 // implements topics.Subscriber. Loop goroutine only.
 func (c *Conn) Deliver(m *topics.Message) {
-	if !c.Open() || c.format == nil {
+	if !c.Open() || c.format == 0 {
 		c.l.metrics.DroppedClosing.Add(1)
 		return
 	}
-	c.l.queue(c, m.Bytes(c.format))
+	c.l.queue(c, m.BytesOf(c.format))
 }
 
 // Push queues p, which must stay valid until the loop's next Flush, for
@@ -371,9 +409,17 @@ func (c *Conn) ArmAt(at uint64) { c.l.wheel.ScheduleAt(&c.timer, at) }
 func (c *Conn) onTimer() {
 	switch c.state {
 	case StateHandshake:
-		c.l.metrics.HandshakeTimeouts.Add(1)
+		if c.flags&flagIdle != 0 {
+			c.l.metrics.IdleTimeouts.Add(1)
+		} else {
+			c.l.metrics.HandshakeTimeouts.Add(1)
+		}
 		c.CloseTransport()
-	case StateOpen:
+	case StateRequest, StateOpen:
+		if c.proto == nil { // inside Serve, which arms nothing; never leak
+			c.CloseTransport()
+			return
+		}
 		c.proto.Timer(c)
 	case StateClosing, StateFailed:
 		c.CloseTransport()
@@ -388,14 +434,14 @@ func (c *Conn) Closed() {
 	if c.state == StateClosed {
 		return
 	}
-	accepted := c.proto != nil
 	c.state = StateClosed
 	c.l.wheel.Stop(&c.timer)
-	if accepted {
+	delete(c.l.lagging, c)
+	if c.proto != nil {
 		c.proto.Closed(c)
 	}
 	c.l.remove(c)
-	if accepted {
+	if c.flags&flagAccepted != 0 {
 		c.l.metrics.Open.Add(-1)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/pushd/pushd/codec"
 )
@@ -46,7 +47,7 @@ type lineProto struct {
 	goodbye string
 }
 
-func (p *lineProto) Accept(c *Conn, req *codec.Request) *codec.HandshakeError {
+func (p *lineProto) Serve(c *Conn, req *codec.HTTPRequest, _ []byte) *codec.HTTPError {
 	if p.refuse {
 		return &codec.HandshakeError{Status: 403, Reason: "refused"}
 	}
@@ -84,11 +85,11 @@ func (f *fakeClock) Now() time.Time { return f.t }
 const upgradeReq = "GET /line HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 	"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
 
-func newLineLoop(cfg Config, p *lineProto) (*Loop, *fakeClock) {
+func newLineLoop(cfg Config, p *lineProto, extra ...Route) (*Loop, *fakeClock) {
 	fc := &fakeClock{t: time.Unix(1_000_000, 0)}
 	l := NewLoop(LoopConfig{
 		Conn: cfg, Tick: 10 * time.Millisecond, Metrics: new(Metrics), Clock: fc.Now,
-		Routes: []Route{{Path: "/line", New: func(*Loop) Endpoint { return p }}},
+		Routes: append([]Route{{Path: "/line", New: func(*Loop) Endpoint { return p }}}, extra...),
 	}, nil)
 	return l, fc
 }
@@ -250,5 +251,97 @@ func TestTickFor(t *testing.T) {
 		if got := TickFor(tc.in...); got != tc.want {
 			t.Errorf("TickFor(%v) = %v, want %v", tc.in, got, tc.want)
 		}
+	}
+}
+
+// Slow consumers are judged by progress: one message larger than the cap
+// is not a reason to close, a backlog that drains is forgiven, one that
+// stops draining is closed after SlowConsumerTimeout, and a backlog past
+// HardOutboundFactor × the cap is closed at once.
+func TestSlowConsumerByProgress(t *testing.T) {
+	const tick = 10 * time.Millisecond
+	cfg := Config{MaxOutbound: 1000, SlowConsumerTimeout: 100 * time.Millisecond}
+	open := func(t *testing.T) (*Loop, *fakeClock, *Conn, *memTransport, *lineProto) {
+		p := &lineProto{}
+		l, fc := newLineLoop(cfg, p)
+		tr := &memTransport{}
+		c := l.Open(tr)
+		c.Feed([]byte(upgradeReq))
+		return l, fc, c, tr, p
+	}
+	step := func(l *Loop, fc *fakeClock, d time.Duration) {
+		for end := fc.t.Add(d); fc.t.Before(end); {
+			fc.t = fc.t.Add(tick)
+			l.Advance(fc.t)
+		}
+	}
+
+	t.Run("one large message, drained", func(t *testing.T) {
+		l, fc, c, tr, p := open(t)
+		tr.outbound = 2500 // a 2.5× cap message, mostly unsent
+		if !c.Write(make([]byte, 2500)) {
+			t.Fatal("a reading client was refused a message larger than the cap")
+		}
+		step(l, fc, 50*time.Millisecond)
+		tr.outbound = 1200 // the kernel takes some: progress
+		step(l, fc, 80*time.Millisecond)
+		tr.outbound = 900 // back under the cap
+		step(l, fc, 200*time.Millisecond)
+		if p.slow != 0 || c.State() != StateOpen || len(l.lagging) != 0 {
+			t.Fatalf("slow %d, state %v, lagging %d", p.slow, c.State(), len(l.lagging))
+		}
+	})
+
+	t.Run("stops draining", func(t *testing.T) {
+		l, fc, c, tr, p := open(t)
+		tr.outbound = 2500
+		c.Write(make([]byte, 2500))
+		step(l, fc, 60*time.Millisecond)
+		tr.outbound = 2000 // progress at 60 ms
+		step(l, fc, 90*time.Millisecond)
+		if p.slow != 0 {
+			t.Fatalf("closed %v after its last progress, before the timeout", 90*time.Millisecond)
+		}
+		step(l, fc, 30*time.Millisecond)
+		if p.slow != 1 || p.goodbye != "slow" || l.metrics.SlowConsumers.Load() != 1 {
+			t.Fatalf("slow %d goodbye %q counted %d", p.slow, p.goodbye, l.metrics.SlowConsumers.Load())
+		}
+		c.Push([]byte("x"))
+		l.Flush()
+		if strings.Contains(tr.out.String(), "x") {
+			t.Fatal("a push reached a closed slow consumer")
+		}
+	})
+
+	t.Run("growing backlog", func(t *testing.T) {
+		l, fc, c, tr, p := open(t)
+		for i := range 3 {
+			tr.outbound = 1500 + 1000*i // pushes pile up faster than it reads
+			c.Push(make([]byte, 1000))
+			l.Flush()
+			step(l, fc, 40*time.Millisecond)
+		}
+		if p.slow != 1 {
+			t.Fatalf("a backlog that only grew was not closed after the timeout (slow %d)", p.slow)
+		}
+	})
+
+	t.Run("over the hard cap", func(t *testing.T) {
+		_, _, c, tr, p := open(t)
+		tr.outbound = HardOutboundFactor*1000 + 1 + 10
+		if c.Write(make([]byte, 10)) || p.slow != 1 {
+			t.Fatalf("a write behind %d buffered bytes was taken (slow %d)", tr.outbound-10, p.slow)
+		}
+	})
+}
+
+// Every idle connection holds a Conn, so its size is memory per connection
+// (the 80-byte size class; docs/benchmarks.md has the measured total). A
+// new field that pushes it into the next class costs 16 B on every idle
+// connection: move such state into the Proto or a map of the few
+// connections that need it (as lagging does).
+func TestConnSize(t *testing.T) {
+	if got := unsafe.Sizeof(Conn{}); got > 80 {
+		t.Fatalf("conn.Conn is %d bytes, over its 80-byte size class", got)
 	}
 }

@@ -1,7 +1,9 @@
 package conn
 
 import (
+	"math"
 	"time"
+	"unsafe"
 
 	"github.com/pushd/pushd/codec"
 	"github.com/pushd/pushd/conn/wheel"
@@ -21,6 +23,12 @@ type LoopConfig struct {
 	// engine uses it to write with a per-loop iovec array instead of one
 	// allocated per call. It runs on the loop goroutine.
 	Writev func(tr Transport, bs [][]byte) (int, error)
+	// Resume, when set, makes the engine call Feed again soon for a
+	// connection whose input buffer may hold its next request: one that
+	// arrived while the previous request was held, which no new bytes will
+	// announce. It runs on the loop goroutine and must not call Feed
+	// itself (the engine's gnet.Conn.Wake queues the call).
+	Resume func(tr Transport)
 }
 
 // Loop is the environment shared by the connections of one event loop: the
@@ -30,27 +38,45 @@ type LoopConfig struct {
 type Loop struct {
 	// Immutable after NewLoop.
 	cfg        Config
-	upLimits   codec.UpgradeLimits
+	reqLimits  codec.RequestLimits
 	tick       time.Duration
 	start      time.Time
 	clock      func() time.Time
 	closeTicks uint64
+	slowTicks  uint64
 	hsTicks    uint64
+	idleTicks  uint64
+	maxHeld    int // input a held request's connection may buffer: a whole next request
 	metrics    *Metrics
 	shard      *topics.Shard
-	endpoints  map[string]Endpoint
+	endpoints  map[string]*routed
 	writev     func(Transport, [][]byte) (int, error)
+	resume     func(Transport)
 	perWritev  *metric.Histogram // pushes per writev on this loop; read by the metrics collector
 
 	// Owned by the loop goroutine.
-	feeding *Conn  // the connection inside Feed, if any
-	cur     uint64 // the real tick as of the last Feed or Advance
-	wheel   *wheel.Wheel[Conn]
-	conns   []*Conn
-	scratch []byte
-	out     []outNode // queued pushes, linked per connection; out[0] is unused
-	dirty   []*Conn   // connections with queued pushes
-	iov     [][]byte  // writev scratch
+	feeding  *Conn  // the connection inside Feed, if any
+	cur      uint64 // the real tick as of the last Feed or Advance
+	draining bool   // CloseAll ran: responses close their connections
+	wheel    *wheel.Wheel[Conn]
+	conns    []*Conn
+	scratch  []byte
+	hdrs     [][2]string // response header scratch
+	iov2     [2][]byte   // response head and body for one writev
+	out      []outNode   // queued pushes, linked per connection; out[0] is unused
+	dirty    []*Conn     // connections with queued pushes
+	iov      [][]byte    // writev scratch
+	// lagging holds the connections whose backlog is over MaxOutbound:
+	// their lowest backlog so far and the tick it was reached. Usually
+	// empty; an idle connection costs nothing here.
+	lagging map[*Conn]lag
+}
+
+// lag is a lagging connection's progress: the lowest backlog seen since it
+// went over the cap, and the tick of the last progress.
+type lag struct {
+	low   int
+	since uint64
 }
 
 type outNode struct {
@@ -76,23 +102,29 @@ func NewLoop(cfg LoopConfig, shard *topics.Shard) *Loop {
 	if tick <= 0 {
 		tick = time.Second
 	}
+	// The parser accepts any Content-Length: the route decides (413 past
+	// its MaxBody; WebSocket answers a body with its own 400).
 	l := &Loop{
 		cfg:       c,
-		upLimits:  codec.UpgradeLimits{MaxHeaderBytes: c.MaxHeaderBytes, MaxHeaders: c.MaxHeaders},
+		reqLimits: codec.RequestLimits{MaxHeaderBytes: c.MaxHeaderBytes, MaxHeaders: c.MaxHeaders, MaxBody: math.MaxInt64},
 		tick:      tick,
 		clock:     cfg.Clock,
 		metrics:   cfg.Metrics,
 		shard:     shard,
-		endpoints: make(map[string]Endpoint, len(cfg.Routes)),
+		endpoints: make(map[string]*routed, len(cfg.Routes)),
 		scratch:   make([]byte, 0, 4096),
 		out:       make([]outNode, 1, 1024),
 		iov:       make([][]byte, 0, maxIovec),
 		writev:    cfg.Writev,
+		resume:    cfg.Resume,
 		perWritev: metric.NewHistogram(PushesPerWritevBounds),
+		lagging:   make(map[*Conn]lag),
 	}
 	cfg.Metrics.addLoop(l.perWritev)
 	l.closeTicks = l.Ticks(c.CloseTimeout)
+	l.slowTicks = l.Ticks(c.SlowConsumerTimeout)
 	l.hsTicks = l.Ticks(c.HandshakeTimeout)
+	l.idleTicks = l.Ticks(c.KeepAliveTimeout)
 	if l.clock == nil {
 		l.clock = time.Now
 	}
@@ -100,10 +132,13 @@ func NewLoop(cfg LoopConfig, shard *topics.Shard) *Loop {
 	if l.writev == nil {
 		l.writev = func(tr Transport, bs [][]byte) (int, error) { return tr.Writev(bs) }
 	}
-	l.wheel = wheel.New(256, func(c *Conn) { c.onTimer() })
+	l.wheel = wheel.New(256, connOfTimer, func(c *Conn) { c.onTimer() })
+	var maxBody int64
 	for _, r := range cfg.Routes {
-		l.endpoints[r.Path] = r.New(l)
+		l.endpoints[r.Path] = &routed{ep: r.New(l), maxBody: max(r.MaxBody, 0)}
+		maxBody = max(maxBody, r.MaxBody)
 	}
+	l.maxHeld = c.MaxHeaderBytes + int(min(maxBody, 1<<30))
 	return l
 }
 
@@ -138,11 +173,17 @@ func (l *Loop) Now() uint64 { return l.cur }
 // deadline. Loop goroutine only.
 func (l *Loop) Open(tr Transport) *Conn {
 	c := &Conn{l: l, tr: tr, idx: int32(len(l.conns))}
-	c.timer.Init(c)
 	l.conns = append(l.conns, c)
 	l.arm(c, l.hsTicks)
 	l.metrics.Accepted.Add(1)
 	return c
+}
+
+// connOfTimer finds the connection whose timer n is. The node is a field
+// of Conn, so its address minus the field's offset is the connection's;
+// keeping no back pointer in the node saves a word per connection.
+func connOfTimer(n *wheel.Node[Conn]) *Conn {
+	return (*Conn)(unsafe.Pointer(uintptr(unsafe.Pointer(n)) - unsafe.Offsetof(Conn{}.timer)))
 }
 
 func (l *Loop) remove(c *Conn) {
@@ -184,16 +225,46 @@ func (l *Loop) CloseTicks() uint64 { return l.closeTicks }
 func (l *Loop) Advance(now time.Time) {
 	l.cur = l.tickOf(now)
 	l.wheel.Advance(l.cur)
+	l.sweepLagging()
+}
+
+// behind records that c's backlog b is over the cap, as progress if it is
+// the lowest since c went over (or the first time).
+func (l *Loop) behind(c *Conn, b int) {
+	if g, ok := l.lagging[c]; !ok || b < g.low {
+		l.lagging[c] = lag{low: b, since: l.cur}
+	}
+}
+
+// sweepLagging applies the slow-consumer policy's timeout to the lagging
+// connections: one whose backlog is back under the cap is forgiven; one
+// whose backlog has not fallen below its lowest level for
+// SlowConsumerTimeout is closed as a slow consumer.
+func (l *Loop) sweepLagging() {
+	for c, g := range l.lagging {
+		b := c.tr.OutboundBuffered()
+		switch {
+		case c.state != StateOpen || b <= l.cfg.MaxOutbound:
+			delete(l.lagging, c)
+		case b < g.low:
+			l.lagging[c] = lag{low: b, since: l.cur}
+		case l.cur-g.since >= l.slowTicks:
+			c.slowConsumer()
+		}
+	}
 }
 
 // CloseAll closes every open connection with code and reason through its
-// protocol, and drops connections still in the handshake. Used for a
-// graceful stop (1001). Loop goroutine only.
+// protocol, ends held requests through the Proto that holds them, and
+// drops connections that are reading a request or idle between requests.
+// From then on every response closes its connection. Used for a graceful
+// stop (1001). Loop goroutine only.
 func (l *Loop) CloseAll(code codec.StatusCode, reason string) {
+	l.draining = true
 	// Close may remove connections from l.conns; walk a copy.
 	cs := append([]*Conn(nil), l.conns...)
 	for _, c := range cs {
-		if c.state == StateOpen || c.state == StateHandshake {
+		if c.state <= StateOpen {
 			c.Close(code, reason)
 		}
 	}
@@ -225,8 +296,10 @@ func (l *Loop) Flush() {
 			continue // closed by an earlier write in this flush
 		}
 		iov := l.iov[:0]
+		wrote := 0
 		for j := head; j != 0; j = l.out[j].next {
 			iov = append(iov, l.out[j].b)
+			wrote += len(l.out[j].b)
 			frames++
 			if len(iov) == maxIovec || l.out[j].next == 0 {
 				calls++
@@ -234,9 +307,10 @@ func (l *Loop) Flush() {
 				_, err := l.writev(c.tr, iov)
 				clear(iov)
 				iov = iov[:0]
-				if err != nil || c.state == StateClosed || !c.checkOutbound() {
+				if err != nil || c.state == StateClosed || !c.checkOutbound(wrote) {
 					break
 				}
+				wrote = 0
 			}
 		}
 	}

@@ -17,9 +17,11 @@ var PushesPerWritevBounds = metric.ExponentialBounds(1, 2, 11)
 type Metrics struct {
 	Open              atomic.Int64 // connections accepted by an endpoint and not yet closed
 	Accepted          atomic.Int64 // TCP connections accepted
-	Upgrades          atomic.Int64 // request heads accepted by an endpoint (WebSocket: 101s)
-	HandshakeRejected atomic.Int64 // request heads answered with an HTTP error
-	HandshakeTimeouts atomic.Int64 // connections closed for not sending a request head in time
+	Upgrades          atomic.Int64 // requests whose endpoint took the connection over (WebSocket 101s, SSE streams)
+	Requests          atomic.Int64 // requests answered without taking the connection over (static files, long-polls)
+	HandshakeRejected atomic.Int64 // requests answered with an HTTP error and a close
+	HandshakeTimeouts atomic.Int64 // connections closed for not sending a request head (or body) in time
+	IdleTimeouts      atomic.Int64 // kept-alive connections closed after an idle KeepAliveTimeout
 	MessagesIn        atomic.Int64 // complete data messages received
 	PingsSent         atomic.Int64 // heartbeat pings sent
 	HeartbeatTimeouts atomic.Int64 // connections closed for not answering a ping
@@ -32,6 +34,7 @@ type Metrics struct {
 	RejectedRate      atomic.Int64 // connections refused with 503: accept rate
 	FramesOut         atomic.Int64 // pushes handed to the kernel or gnet's outbound buffer
 	Writevs           atomic.Int64 // writev calls made to flush pushes
+	BytesFed          atomic.Int64 // bytes handed to the connections' Feed: every byte received once, plus any handed again while unconsumed
 
 	mu        sync.Mutex
 	perWritev []*metric.Histogram // one per loop, so loops never share a cache line

@@ -55,7 +55,7 @@ const usage = `usage:
   loadtest idle   [flags]   hold N connections across a heartbeat; server memory per connection
   loadtest fanout [flags]   N subscribers, M messages at R/s; deliveries, losses, latency
   loadtest churn  [flags]   connections opening and closing at a rate, then a reconnect storm
-  loadtest compare --product NAME --baseline NAME result.json...
+  loadtest compare --product NAME --baseline NAME [--targets hub|floor|none] result.json...
                             Markdown table of two servers' results with ratios
   loadtest worker           (internal) a child worker speaking JSON lines on stdin/stdout
 
@@ -325,6 +325,7 @@ func compare(args []string) error {
 	fs := flag.NewFlagSet("loadtest compare", flag.ContinueOnError)
 	product := fs.String("product", "pushd", "label of the server being evaluated")
 	baseline := fs.String("baseline", "refhub", "label of the baseline server")
+	targets := fs.String("targets", string(report.TargetsHub), `goals to check: "hub" (the baseline is a conventional hub like bench/refhub), "floor" (the baseline is bench/floor) or "none"`)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -343,5 +344,9 @@ func compare(args []string) error {
 	if len(results) == 0 {
 		return errors.New("compare: no result files")
 	}
-	return report.Compare(os.Stdout, *product, *baseline, results)
+	switch t := report.Targets(*targets); t {
+	case report.TargetsHub, report.TargetsFloor, report.TargetsNone:
+		return report.CompareTargets(os.Stdout, *product, *baseline, results, t)
+	}
+	return fmt.Errorf("compare: unknown --targets %q", *targets)
 }

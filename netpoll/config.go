@@ -17,7 +17,7 @@ type Config struct {
 	// Addr is the TCP address to listen on, "host:port". Port 0 picks a free
 	// port; Server.Addr reports the bound address. Default ":8080".
 	Addr string
-	// Loops is the number of event loops. Default: GOMAXPROCS.
+	// Loops is the number of event loops. Default: DefaultLoops(GOMAXPROCS).
 	Loops int
 	// Routes is the endpoint table: which endpoint serves which path
 	// (conn/ws.V1Route, conn/ws.EchoRoute, …). A request for any other path

@@ -26,7 +26,8 @@ func startServer(t *testing.T, cfg netpoll.Config, wcfg ws.Config) *netpoll.Serv
 	cfg.Addr = "127.0.0.1:0"
 	cfg.Routes = append(cfg.Routes, ws.EchoRoute(echoPath, wcfg))
 	if cfg.Tick == 0 {
-		cfg.Tick = conn.TickFor(wcfg.PingInterval, wcfg.PongTimeout, cfg.Conn.HandshakeTimeout, cfg.Conn.CloseTimeout)
+		cfg.Tick = conn.TickFor(wcfg.PingInterval, wcfg.PongTimeout, cfg.Conn.HandshakeTimeout, cfg.Conn.CloseTimeout,
+			cfg.Conn.SlowConsumerTimeout)
 	}
 	srv, err := netpoll.Start(cfg)
 	if err != nil {

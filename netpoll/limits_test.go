@@ -178,3 +178,11 @@ func TestAcceptRateRefusalOnTheWire(t *testing.T) {
 		t.Fatalf("rate rejections metric = %d, want 1", got)
 	}
 }
+
+func TestDefaultLoops(t *testing.T) {
+	for procs, want := range map[int]int{1: 1, 2: 1, 3: 1, 4: 2, 8: 4, 16: 8} {
+		if got := DefaultLoops(procs); got != want {
+			t.Errorf("DefaultLoops(%d) = %d, want %d", procs, got, want)
+		}
+	}
+}

@@ -1,8 +1,9 @@
-// Package netpoll runs pushd's WebSocket listener on gnet v2 event loops. It
-// is the only package that imports gnet: it turns gnet's callbacks into calls
-// on conn's per-loop state machines, drives each loop's timing wheel from the
-// engine ticker, implements topics.Loop so fan-out enters each loop with one
-// hand-off per batch, and stops gracefully.
+// Package netpoll runs pushd's listener (WebSocket, SSE and plain HTTP) on
+// gnet v2 event loops. It is the only package that imports gnet: it turns
+// gnet's callbacks into calls on conn's per-loop state machines, drives
+// each loop's timing wheel from the engine ticker, implements topics.Loop
+// so fan-out enters each loop with one hand-off per batch, and stops
+// gracefully.
 package netpoll
 
 import (
@@ -73,6 +74,18 @@ func (l *loop) Execute(fn func()) error {
 // Flush writes the pushes queued by a drain. Loop goroutine only.
 func (l *loop) Flush() { l.env.Flush() }
 
+// DefaultLoops is the event-loop count for procs usable CPUs: half of
+// them, at least one. A loop spends its time in writev, and on the same
+// machine the NATS client's reader, the broker's workers, the HTTP API and
+// the garbage collector need processors too: with one loop per CPU the
+// loops held every processor through long drains, the HTTP publisher
+// starved (31–33 of 50 asked msg/s at 5,000 subscribers on 2 CPUs) and
+// each loop drained sooner, with fewer pushes per writev (1.4–1.6 against
+// 2.2–3.2 at 50 msg/s), which cost 1.8–3× more CPU per delivery than one
+// loop (docs/benchmarks.md). Half leaves the other half for everything
+// else; a node that only fans out can set --loops higher. Pure.
+func DefaultLoops(procs int) int { return max(1, procs/2) }
+
 // Start starts the engine and returns once it is accepting connections.
 // Any goroutine.
 func Start(cfg Config) (*Server, error) {
@@ -80,7 +93,7 @@ func Start(cfg Config) (*Server, error) {
 		cfg.Addr = ":8080"
 	}
 	if cfg.Loops <= 0 {
-		cfg.Loops = runtime.GOMAXPROCS(0)
+		cfg.Loops = DefaultLoops(runtime.GOMAXPROCS(0))
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -90,7 +103,7 @@ func Start(cfg Config) (*Server, error) {
 	}
 	cfg.Conn = cfg.Conn.WithDefaults()
 	if cfg.Tick <= 0 {
-		cfg.Tick = conn.TickFor(cfg.Conn.HandshakeTimeout, cfg.Conn.CloseTimeout)
+		cfg.Tick = conn.TickFor(cfg.Conn.HandshakeTimeout, cfg.Conn.CloseTimeout, cfg.Conn.SlowConsumerTimeout)
 	}
 	seen := make(map[string]bool, len(cfg.Routes))
 	for _, r := range cfg.Routes {
@@ -227,6 +240,7 @@ func (s *Server) loopFor(el gnet.EventLoop) *loop {
 		Routes:  s.cfg.Routes,
 		Metrics: s.metrics,
 		Writev:  l.writev,
+		Resume:  resume,
 	}, l.shard)
 	l.advance = func(context.Context) error {
 		now := time.Now()
@@ -238,6 +252,17 @@ func (s *Server) loopFor(el gnet.EventLoop) *loop {
 	list := append(append([]*loop(nil), *s.loopList.Load()...), l)
 	s.loopList.Store(&list)
 	return l
+}
+
+// resume asks gnet to call OnTraffic again for a connection whose input
+// buffer holds bytes that arrived while its previous request was held:
+// gnet calls OnTraffic only for new bytes. Wake queues the call (one task
+// allocation), so the connection is fed from the loop's own iteration, not
+// from inside whatever answered the held request. Loop goroutine only.
+func resume(tr conn.Transport) {
+	if gc := tr.(gnet.Conn); gc.InboundBuffered() > 0 {
+		_ = gc.Wake(nil)
+	}
 }
 
 // handler adapts gnet's callbacks. Every On* method except OnTick runs on

@@ -11,6 +11,10 @@
 #           at 500 msg/s, and higher rates to find the sustainable maximum
 #   churn   500 connections/s living 1 s each, then a reconnect storm of 2,000
 #
+# Then scripts/bench-floor.sh adds its own section: pushd with its default
+# flags against bench/floor (one write(2) per delivery) and the hub, at
+# 10 and 50 msg/s and the 200-message burst (BENCH_FLOOR=0 skips it).
+#
 # Environment:
 #   BENCH_OUT      file to write (default docs/benchmarks.md)
 #   BENCH_RESULTS  directory for the JSON, HTML and log files (default: a new temp dir)
@@ -178,3 +182,9 @@ else
 fi
 rm -f "$section"
 echo "bench.sh: wrote $out (raw results in $results)" >&2
+
+if [[ ${BENCH_FLOOR:-1} == 1 ]]; then
+	# pushd's default flags are the point of that comparison: PUSHD_FLAGS
+	# is not passed on.
+	PUSHD_FLAGS="" BENCH_OUT=$out BENCH_RESULTS=$results/floor scripts/bench-floor.sh
+fi

@@ -35,8 +35,9 @@ type Format struct {
 type Encoder func(dst []byte, m *Message) (b []byte, start int)
 
 var formatRegistry struct {
-	mu  sync.Mutex
-	all []*Format
+	mu   sync.Mutex
+	all  []*Format
+	byID [MaxFormats]atomic.Pointer[Format] // byID[i] has ID i+1; read without the lock
 }
 
 // NewFormat registers a wire format. Call it once per format, typically
@@ -50,8 +51,14 @@ func NewFormat(name string, enc Encoder) *Format {
 	}
 	f := &Format{name: name, id: len(formatRegistry.all), encode: enc}
 	formatRegistry.all = append(formatRegistry.all, f)
+	formatRegistry.byID[f.id].Store(f)
 	return f
 }
+
+// ID returns the format's registration number, 1 to MaxFormats, so that a
+// subscriber can keep its format in one byte (0 meaning none). Any
+// goroutine.
+func (f *Format) ID() uint8 { return uint8(f.id + 1) }
 
 // Name returns the name the format was registered with. Any goroutine.
 func (f *Format) Name() string { return f.name }
@@ -140,6 +147,12 @@ func (m *Message) Bytes(f *Format) []byte {
 	}
 	e := &m.enc[f.id]
 	return e.buf.B[e.start:]
+}
+
+// BytesOf is Bytes for the format whose ID is id (Format.ID). It panics
+// for an ID no format has.
+func (m *Message) BytesOf(id uint8) []byte {
+	return m.Bytes(formatRegistry.byID[id-1].Load())
 }
 
 func (m *Message) build(f *Format) {

@@ -12,10 +12,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pushd/pushd/cmd/pushd/web"
 	"github.com/pushd/pushd/codec"
 	"github.com/pushd/pushd/conn"
 	"github.com/pushd/pushd/conn/auth"
 	"github.com/pushd/pushd/conn/session"
+	"github.com/pushd/pushd/conn/sio"
 	"github.com/pushd/pushd/conn/ws"
 	"github.com/pushd/pushd/topics/broker/jsbroker"
 )
@@ -27,7 +29,10 @@ import (
 type config struct {
 	Listen      string
 	WSPath      string
+	SIOPath     string
+	SSEPath     string
 	EchoPath    string
+	Demo        bool // serve the demo page at / and publish demo.ticker
 	APIListen   string
 	APIKeys     []string
 	NATS        string
@@ -43,6 +48,7 @@ type config struct {
 
 	Conn    conn.Config
 	WS      ws.Config
+	SIO     sio.Config
 	Session session.Config
 
 	MaxConns       int
@@ -99,7 +105,36 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 type flagExtras struct {
 	apiKeys string
 	cfgFile string
+	demo    autoBool
 }
+
+// autoBool is a boolean flag whose default depends on other settings: set
+// reports whether a flag, the environment or the config file gave it.
+type autoBool struct{ val, set bool }
+
+// Set implements flag.Value.
+func (b *autoBool) Set(s string) error {
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return err
+	}
+	b.val, b.set = v, true
+	return nil
+}
+
+// String implements flag.Value.
+func (b *autoBool) String() string {
+	if b == nil || !b.set {
+		return "auto"
+	}
+	return strconv.FormatBool(b.val)
+}
+
+// Get implements flag.Getter.
+func (b *autoBool) Get() any { return b.val }
+
+// IsBoolFlag lets the flag be given without a value.
+func (b *autoBool) IsBoolFlag() bool { return true }
 
 // registerFlags registers every flag on fs, bound to a new config.
 func registerFlags(fs *flag.FlagSet) (*config, *flagExtras) {
@@ -109,19 +144,26 @@ func registerFlags(fs *flag.FlagSet) (*config, *flagExtras) {
 	fs.BoolVar(&c.Version, "version", false, "print the version and exit")
 	fs.StringVar(&c.Listen, "listen", ":8080", "WebSocket listen address")
 	fs.StringVar(&c.WSPath, "ws-path", "/ws", "path of the WebSocket endpoint")
+	fs.StringVar(&c.SIOPath, "sio-path", sio.DefaultPath, "path of the Socket.IO endpoint (off when empty)")
+	fs.DurationVar(&c.SIO.PingInterval, "sio-ping-interval", 25*time.Second, "Engine.IO pingInterval: how often Socket.IO clients are pinged")
+	fs.DurationVar(&c.SIO.PingTimeout, "sio-ping-timeout", 20*time.Second, "Engine.IO pingTimeout: time a Socket.IO client has to answer a ping")
+	fs.IntVar(&c.SIO.MaxPayload, "sio-max-payload", 64<<10, "Engine.IO maxPayload: largest Socket.IO packet (1009 beyond)")
+	fs.StringVar(&c.SSEPath, "sse-path", "/sse", "path of the Server-Sent Events endpoint (off when empty)")
+	fs.Var(&x.demo, "demo", "serve the demo page at / and publish a made-up ticker to demo.ticker (default: on with --insecure, else off)")
 	fs.StringVar(&c.EchoPath, "echo-path", "", "path of an echo endpoint for conformance testing (off when empty)")
 	fs.StringVar(&c.APIListen, "api-listen", "127.0.0.1:8081", "HTTP API listen address (publish, health, metrics)")
 	fs.StringVar(&x.apiKeys, "api-keys", "", "comma-separated API keys; when set, POST /v1/publish needs Authorization: Bearer <key>")
 	fs.StringVar(&c.NATS, "nats", "", "NATS server URLs, comma-separated; empty starts an embedded server")
 	fs.StringVar(&c.NATSListen, "nats-listen", "127.0.0.1:4222", "listen address of the embedded NATS server (\"off\": in-process only)")
 	fs.StringVar(&c.Prefix, "prefix", "pushd", "NATS subject prefix: topic a.b is subject <prefix>.a.b")
-	fs.IntVar(&c.Loops, "loops", 0, "event loops (0: one per CPU)")
+	fs.IntVar(&c.Loops, "loops", 0, "event loops (0: half the CPUs, at least one)")
 	fs.DurationVar(&c.DrainGrace, "drain-grace", 10*time.Second, "how long SIGTERM waits for clients to close before exiting")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
 	fs.Int64Var(&c.MemoryLimit, "memory-limit", 0, "soft memory limit in bytes for the Go runtime (0: GOMEMLIMIT or none)")
 	fs.IntVar(&c.GCPercent, "gc-percent", 50, "Go GC target percentage when GOGC is not set; lower trades a little CPU for less memory per connection")
-	fs.DurationVar(&c.Conn.HandshakeTimeout, "handshake-timeout", 10*time.Second, "time allowed for the request head")
+	fs.DurationVar(&c.Conn.HandshakeTimeout, "handshake-timeout", 10*time.Second, "time allowed for a request head (and body)")
+	fs.DurationVar(&c.Conn.KeepAliveTimeout, "keep-alive-timeout", 30*time.Second, "silence allowed between two HTTP requests on one connection")
 	fs.IntVar(&c.Conn.MaxHeaderBytes, "max-header-bytes", 8<<10, "largest request head (431 beyond)")
 	fs.IntVar(&c.Conn.MaxHeaders, "max-headers", 64, "most request header fields (431 beyond)")
 	fs.IntVar(&c.WS.MaxFrameSize, "max-frame", 64<<10, "largest client frame payload (1009 beyond)")
@@ -129,7 +171,8 @@ func registerFlags(fs *flag.FlagSet) (*config, *flagExtras) {
 	fs.DurationVar(&c.WS.PingInterval, "ping-interval", 25*time.Second, "idle time before the server pings")
 	fs.DurationVar(&c.WS.PongTimeout, "pong-timeout", 10*time.Second, "time to answer a ping before being closed")
 	fs.DurationVar(&c.Conn.CloseTimeout, "close-timeout", 5*time.Second, "time the peer has to answer a close frame")
-	fs.IntVar(&c.Conn.MaxOutbound, "max-outbound", 1<<20, "unsent bytes per connection before it is closed as a slow consumer (4000)")
+	fs.IntVar(&c.Conn.MaxOutbound, "max-outbound", 1<<20, "unsent bytes a connection may keep while not draining; past it, and past 4× at once, it is closed as a slow consumer (4000)")
+	fs.DurationVar(&c.Conn.SlowConsumerTimeout, "slow-consumer-timeout", 5*time.Second, "how long a connection over --max-outbound may go without draining before it is closed (4000)")
 	fs.Float64Var(&c.Session.CommandRate, "command-rate", 20, "commands per second per connection")
 	fs.IntVar(&c.Session.CommandBurst, "command-burst", 40, "command burst per connection")
 	fs.IntVar(&c.Session.MaxSubscriptions, "max-subscriptions", 1024, "topics per connection")
@@ -265,6 +308,10 @@ func (c *config) resolve(fs *flag.FlagSet, x *flagExtras, getenv func(string) st
 		return nil, err
 	}
 	c.APIKeys = splitList(x.apiKeys)
+	c.Demo = x.demo.val
+	if !x.demo.set {
+		c.Demo = c.Auth.Insecure // a development server shows the demo
+	}
 	return c, c.validate()
 }
 
@@ -276,13 +323,18 @@ func (c *config) validate() error {
 		ok   bool
 	}{
 		{"--handshake-timeout", c.Conn.HandshakeTimeout > 0},
+		{"--keep-alive-timeout", c.Conn.KeepAliveTimeout > 0},
 		{"--close-timeout", c.Conn.CloseTimeout > 0},
 		{"--ping-interval", c.WS.PingInterval > 0},
 		{"--pong-timeout", c.WS.PongTimeout > 0},
+		{"--sio-ping-interval", c.SIO.PingInterval > 0},
+		{"--sio-ping-timeout", c.SIO.PingTimeout > 0},
+		{"--sio-max-payload", c.SIO.MaxPayload > 0},
 		{"--drain-grace", c.DrainGrace > 0},
 		{"--max-frame", c.WS.MaxFrameSize > 0},
 		{"--max-message", c.WS.MaxMessageSize > 0},
 		{"--max-outbound", c.Conn.MaxOutbound > 0},
+		{"--slow-consumer-timeout", c.Conn.SlowConsumerTimeout > 0},
 		{"--gc-percent", c.GCPercent > 0},
 		{"--history-max-replay", c.History.MaxReplay > 0},
 		{"--history-check-interval", c.History.CheckInterval > 0},
@@ -317,12 +369,21 @@ func (c *config) validate() error {
 		return fmt.Errorf("--echo-path %q must start with /", c.EchoPath)
 	case c.EchoPath == c.WSPath:
 		return errors.New("--echo-path must differ from --ws-path")
+	case c.SIOPath != "" && !strings.HasPrefix(c.SIOPath, "/"):
+		return fmt.Errorf("--sio-path %q must start with /", c.SIOPath)
+	case c.SIOPath != "" && (c.SIOPath == c.WSPath || c.SIOPath == c.EchoPath):
+		return errors.New("--sio-path must differ from --ws-path and --echo-path")
+	case c.SSEPath != "" && !strings.HasPrefix(c.SSEPath, "/"):
+		return fmt.Errorf("--sse-path %q must start with /", c.SSEPath)
 	case codec.ValidTopic(c.Prefix) != nil:
 		return fmt.Errorf("--prefix %q: want dot-separated tokens of letters, digits, - and _", c.Prefix)
 	case c.LogFormat != "text" && c.LogFormat != "json":
 		return fmt.Errorf("--log-format %q: want text or json", c.LogFormat)
 	case c.PersonalPrefix != "" && codec.ValidTopic(strings.TrimSuffix(c.PersonalPrefix, ".")) != nil:
 		return fmt.Errorf("--personal-prefix %q: want topic tokens and a final dot, such as \"user.\"", c.PersonalPrefix)
+	}
+	if err := c.checkPaths(); err != nil {
+		return err
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		return err
@@ -339,6 +400,30 @@ func (c *config) validate() error {
 	if c.NATSListen != "off" && c.NATS == "" {
 		if _, _, err := splitHostPort(c.NATSListen); err != nil {
 			return fmt.Errorf("--nats-listen %q: %v", c.NATSListen, err)
+		}
+	}
+	return nil
+}
+
+// checkPaths refuses two endpoints on one path: the WebSocket, echo and SSE
+// paths, pushd.js and, with the demo on, the demo page.
+func (c *config) checkPaths() error {
+	type use struct{ path, by string }
+	uses := []use{{c.WSPath, "--ws-path"}, {web.ClientPath, "pushd.js"}}
+	if c.EchoPath != "" {
+		uses = append(uses, use{c.EchoPath, "--echo-path"})
+	}
+	if c.SSEPath != "" {
+		uses = append(uses, use{c.SSEPath, "--sse-path"})
+	}
+	if c.Demo {
+		uses = append(uses, use{web.DemoPath, "the demo page (--demo)"})
+	}
+	for i, a := range uses {
+		for _, b := range uses[:i] {
+			if a.path == b.path {
+				return fmt.Errorf("%s %q is taken by %s", a.by, a.path, b.by)
+			}
 		}
 	}
 	return nil

@@ -53,6 +53,35 @@ func TestConfigPrecedence(t *testing.T) {
 	}
 }
 
+// --demo follows --insecure unless a flag, the environment or the config
+// file sets it.
+func TestDemoDefault(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want bool
+	}{
+		{[]string{"--insecure"}, nil, true},
+		{[]string{"--jwt-secret-files", "k"}, nil, false},
+		{[]string{"--insecure", "--demo=false"}, nil, false},
+		{[]string{"--jwt-secret-files", "k", "--demo"}, nil, true},
+		{[]string{"--insecure"}, map[string]string{"PUSHD_DEMO": "false"}, false},
+		{nil, map[string]string{"PUSHD_INSECURE": "true"}, true},
+	} {
+		cfg, err := parseConfig(tc.args, envOf(tc.env))
+		if err != nil {
+			t.Fatalf("%v %v: %v", tc.args, tc.env, err)
+		}
+		if cfg.Demo != tc.want {
+			t.Errorf("%v %v: demo %v, want %v", tc.args, tc.env, cfg.Demo, tc.want)
+		}
+	}
+	// --sse-path / is fine without the demo page.
+	if _, err := parseConfig([]string{"--sse-path", "/", "--demo=false"}, envOf(nil)); err != nil {
+		t.Fatalf("--sse-path / without the demo: %v", err)
+	}
+}
+
 // Every bad value gets a one-line error naming what is wrong.
 func TestConfigErrors(t *testing.T) {
 	dir := t.TempDir()
@@ -71,6 +100,13 @@ func TestConfigErrors(t *testing.T) {
 		{[]string{"--loops", "-1"}, nil, "--loops"},
 		{[]string{"--ws-path", "ws"}, nil, "--ws-path"},
 		{[]string{"--echo-path", "/ws"}, nil, "--echo-path"},
+		{[]string{"--sse-path", "sse"}, nil, "--sse-path"},
+		{[]string{"--sse-path", "/ws"}, nil, "--sse-path"},
+		{[]string{"--ws-path", "/pushd.js"}, nil, "pushd.js"},
+		{[]string{"--insecure", "--sse-path", "/"}, nil, "--demo"},
+		{[]string{"--keep-alive-timeout", "0s"}, nil, "--keep-alive-timeout"},
+		{[]string{"--demo=maybe"}, nil, "demo"},
+		{nil, map[string]string{"PUSHD_DEMO": "sometimes"}, "PUSHD_DEMO"},
 		{[]string{"--log-level", "loud"}, nil, "--log-level"},
 		{[]string{"--log-format", "xml"}, nil, "--log-format"},
 		{[]string{"--prefix", "a b"}, nil, "--prefix"},

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -16,10 +18,14 @@ import (
 
 	"github.com/pushd/pushd/cmd/pushd/internal/api"
 	"github.com/pushd/pushd/cmd/pushd/internal/metrics"
+	"github.com/pushd/pushd/cmd/pushd/web"
 	"github.com/pushd/pushd/codec"
 	"github.com/pushd/pushd/conn"
 	"github.com/pushd/pushd/conn/auth"
 	"github.com/pushd/pushd/conn/session"
+	"github.com/pushd/pushd/conn/sio"
+	"github.com/pushd/pushd/conn/sse"
+	"github.com/pushd/pushd/conn/static"
 	"github.com/pushd/pushd/conn/ws"
 	"github.com/pushd/pushd/netpoll"
 	"github.com/pushd/pushd/topics"
@@ -30,19 +36,21 @@ import (
 )
 
 // node is one running pushd: the embedded NATS server (when no external one
-// is given), the NATS connection, the broker and topic hub, the WebSocket
-// engine, and the HTTP API. Its methods are safe for concurrent use.
+// is given), the NATS connection, the broker and topic hub, the engine
+// (WebSocket, SSE, static files), the HTTP API, and with --demo the demo
+// ticker. Its methods are safe for concurrent use.
 type node struct {
-	cfg    *config
-	log    *slog.Logger
-	ns     *server.Server // nil with an external NATS
-	nc     *nats.Conn
-	broker broker.Broker // a jsbroker.Broker with --history, otherwise a natsbroker.Broker
-	hub    *topics.Hub
-	smet   *session.Metrics // the sessions' counters
-	srv    *netpoll.Server
-	api    *http.Server
-	apiL   net.Listener
+	cfg      *config
+	log      *slog.Logger
+	ns       *server.Server // nil with an external NATS
+	nc       *nats.Conn
+	broker   broker.Broker // a jsbroker.Broker with --history, otherwise a natsbroker.Broker
+	hub      *topics.Hub
+	smet     *session.Metrics // the sessions' counters
+	srv      *netpoll.Server
+	api      *http.Server
+	apiL     net.Listener
+	stopDemo func() // stops the demo ticker and waits for it; nil without one
 }
 
 // startNode starts every part of a node and returns when all of them are
@@ -79,7 +87,8 @@ func startNode(cfg *config, p *parts, log *slog.Logger) (n *node, err error) {
 		Loops:  cfg.Loops,
 		Routes: n.routes(adm, n.smet),
 		Conn:   cfg.Conn,
-		Tick:   conn.TickFor(cfg.Conn.HandshakeTimeout, cfg.Conn.CloseTimeout, cfg.WS.PingInterval, cfg.WS.PongTimeout),
+		Tick: conn.TickFor(cfg.Conn.HandshakeTimeout, cfg.Conn.KeepAliveTimeout, cfg.Conn.CloseTimeout,
+			cfg.Conn.SlowConsumerTimeout, cfg.WS.PingInterval, cfg.WS.PongTimeout, cfg.SIO.PingInterval, cfg.SIO.PingTimeout),
 		Hub:    n.hub,
 		Logger: log,
 
@@ -124,7 +133,20 @@ func startNode(cfg *config, p *parts, log *slog.Logger) (n *node, err error) {
 			log.Error("api server", "err", err)
 		}
 	}()
-	log.Info("pushd serving", "version", versionString(), "ws", n.wsURL(), "api", n.apiURL())
+	if cfg.Demo {
+		n.stopDemo = startDemoTicker(n.hub, log)
+	}
+	attrs := []any{"version", versionString(), "ws", n.wsURL(), "api", n.apiURL()}
+	if cfg.SSEPath != "" {
+		attrs = append(attrs, "sse", "http://"+n.srv.Addr()+cfg.SSEPath)
+	}
+	if cfg.SIOPath != "" {
+		attrs = append(attrs, "socketio", "http://"+n.srv.Addr()+cfg.SIOPath)
+	}
+	if cfg.Demo {
+		attrs = append(attrs, "demo", "http://"+n.srv.Addr()+web.DemoPath)
+	}
+	log.Info("pushd serving", attrs...)
 	return n, nil
 }
 
@@ -159,8 +181,44 @@ func (n *node) newBroker() (broker.Broker, error) {
 	return b, nil
 }
 
-// routes is the endpoint table: the v1 protocol at --ws-path, and the echo
-// endpoint at --echo-path when set.
+// demoTopic is the topic the demo page shows as a live ticker.
+const demoTopic = "demo.ticker"
+
+// startDemoTicker publishes a made-up price to demoTopic once a second, a
+// random walk, through the hub (and so through NATS, like any publish), so
+// the demo page is live the moment it opens. It returns a function that
+// stops it and waits until it has. One goroutine, whatever the number of
+// viewers.
+func startDemoTicker(hub *topics.Hub, log *slog.Logger) func() {
+	done, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		price := 97000.0
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			price = max(1000, price+math.Round((rand.Float64()-0.5)*8000)/100)
+			// A fresh buffer each time: a broker may keep the payload.
+			data := fmt.Appendf(nil, `{"symbol":"BTC","price":%.2f}`, price)
+			if err := hub.Publish(demoTopic, data); err != nil {
+				log.Debug("demo ticker", "err", err)
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-stopped
+	}
+}
+
+// routes is the endpoint table: the v1 protocol at --ws-path, over SSE at
+// --sse-path when set, Socket.IO at --sio-path when set, pushd.js, the demo
+// page with --demo, and the echo endpoint at --echo-path when set.
 func (n *node) routes(adm *auth.Admitter, smet *session.Metrics) []conn.Route {
 	cfg := n.cfg
 	scfg := cfg.Session
@@ -173,18 +231,59 @@ func (n *node) routes(adm *auth.Admitter, smet *session.Metrics) []conn.Route {
 	if cfg.ClientPublish {
 		scfg.Publish = n.hub.Publish
 	}
-	admit := func(req *codec.Request) (session.Identity, string, *codec.HandshakeError) {
+	admit := func(req *codec.HTTPRequest) (session.Identity, string, *codec.HandshakeError) {
 		id, proto, herr := adm.Admit(req)
 		if id == nil { // no typed nil inside the interface
 			return nil, proto, herr
 		}
 		return id, proto, herr
 	}
-	routes := []conn.Route{ws.V1Route(cfg.WSPath, cfg.WS, admit, scfg, smet)}
+	routes := []conn.Route{ws.V1Route(cfg.WSPath, cfg.WS, admit, scfg, smet), webRoute(web.ClientPath)}
+	if cfg.SSEPath != "" {
+		routes = append(routes, sse.Route(cfg.SSEPath, sse.Config{PingInterval: cfg.WS.PingInterval}, admit, scfg, smet))
+	}
+	if cfg.SIOPath != "" {
+		routes = append(routes, sio.Route(cfg.SIOPath, cfg.SIO, sioAdmission(adm), scfg, smet))
+	}
+	if cfg.Demo {
+		routes = append(routes, webRoute(web.DemoPath))
+	}
 	if cfg.EchoPath != "" {
 		routes = append(routes, ws.EchoRoute(cfg.EchoPath, cfg.WS))
 	}
 	return routes
+}
+
+// sioAdmission checks Socket.IO clients with adm: the Origin and any token
+// of the opening request, then the token of the CONNECT. No typed nil
+// reaches the session.Identity interface.
+func sioAdmission(adm *auth.Admitter) sio.Admission {
+	return sio.Admission{
+		Request: func(req *codec.HTTPRequest) (session.Identity, *codec.HandshakeError) {
+			id, herr := adm.AdmitRequest(req)
+			if id == nil {
+				return nil, herr
+			}
+			return id, herr
+		},
+		Token: func(token string) (session.Identity, error) {
+			id, err := adm.VerifyToken(token)
+			if id == nil {
+				return nil, err
+			}
+			return id, err
+		},
+	}
+}
+
+// webRoute serves the embedded file at path (web.ClientPath or
+// web.DemoPath).
+func webRoute(path string) conn.Route {
+	body, ctype, etag, ok := web.Lookup(path)
+	if !ok {
+		panic("pushd: no embedded file for " + path) // a build defect
+	}
+	return static.Route(path, static.File{Body: body, ContentType: ctype, ETag: etag, CacheControl: web.CacheControl})
 }
 
 // connectNATS starts the embedded NATS server when no external one is
@@ -341,6 +440,10 @@ func (n *node) shutdown(ctx context.Context) error {
 
 // close stops whatever is running, without draining clients.
 func (n *node) close() {
+	if n.stopDemo != nil {
+		n.stopDemo()
+		n.stopDemo = nil
+	}
 	if n.api != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_ = n.api.Shutdown(ctx)

@@ -19,7 +19,10 @@ var jsTestDir = filepath.Join("web", "test")
 
 // TestJSClient runs the JavaScript client's tests (web/test) with Node's
 // test runner against a pushd binary built from this tree: in Node with the
-// ws package, and the demo page in headless Chromium with puppeteer-core.
+// ws package, and in headless Chromium with puppeteer-core the demo page
+// (served by pushd) and EventSource on pushd's SSE endpoint. The same run
+// drives pushd's Socket.IO endpoint with the npm socket.io-client
+// (socketio.test.mjs).
 //
 // It skips when node (20 or later), the npm packages (npm ci in
 // cmd/pushd/web/test) or Chromium are missing, unless
@@ -30,7 +33,7 @@ func TestJSClient(t *testing.T) {
 		t.Skip("starts pushd processes and a browser; not in -short")
 	}
 	node := findNode(t)
-	for _, pkg := range []string{"ws", "puppeteer-core", "typescript"} {
+	for _, pkg := range []string{"ws", "puppeteer-core", "typescript", "socket.io-client"} {
 		if _, err := os.Stat(filepath.Join(jsTestDir, "node_modules", pkg, "package.json")); err != nil {
 			requireTool(t, "the npm package "+pkg+" is not installed (cd cmd/pushd/web/test && npm ci)")
 		}
@@ -38,7 +41,7 @@ func TestJSClient(t *testing.T) {
 	bin := buildPushd(t)
 
 	t.Run("node", func(t *testing.T) {
-		runNodeTests(t, node, bin, "", "client.test.mjs", "script.test.mjs", "types.test.mjs")
+		runNodeTests(t, node, bin, "", "client.test.mjs", "script.test.mjs", "types.test.mjs", "socketio.test.mjs")
 	})
 	t.Run("chromium", func(t *testing.T) {
 		chromium := os.Getenv("CHROMIUM")
@@ -48,7 +51,7 @@ func TestJSClient(t *testing.T) {
 		if _, err := os.Stat(chromium); err != nil {
 			requireTool(t, "Chromium is not installed at "+chromium+" (apt-get install chromium)")
 		}
-		runNodeTests(t, node, bin, chromium, "browser.test.mjs")
+		runNodeTests(t, node, bin, chromium, "browser.test.mjs", "sse.test.mjs")
 	})
 }
 

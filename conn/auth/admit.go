@@ -9,8 +9,9 @@ import (
 	"github.com/pushd/pushd/codec"
 )
 
-// Admitter authenticates request heads before an endpoint accepts them:
-// the Origin check (403), then the token (401). It also names a
+// Admitter authenticates requests before an endpoint serves them (a
+// WebSocket upgrade, an SSE stream): the Origin check (403), then the token
+// (401). It also names a
 // connection's personal topic. Safe for concurrent use: every event loop
 // calls it.
 type Admitter struct {
@@ -57,11 +58,12 @@ func NewAdmitter(cfg AdmitterConfig) *Admitter {
 // token. Any goroutine.
 func (a *Admitter) Insecure() bool { return a.verifier == nil }
 
-// Admit checks a request head: its Origin, then its token. It returns the
-// client's identity (nil in insecure mode), the subprotocol to echo (never
-// the token; see TokenFrom), or the HTTP rejection. Log lines name the
-// token only by its fingerprint. Safe for concurrent use.
-func (a *Admitter) Admit(req *codec.Request) (*Identity, string, *codec.HandshakeError) {
+// Admit checks a request head: its Origin, then its token (TokenFrom:
+// header, query, subprotocol or cookie). It returns the client's identity
+// (nil in insecure mode), the subprotocol to echo on a WebSocket (never the
+// token; see TokenFrom), or the HTTP rejection. Log lines name the token
+// only by its fingerprint. Safe for concurrent use.
+func (a *Admitter) Admit(req *codec.HTTPRequest) (*Identity, string, *codec.HandshakeError) {
 	if a.origins != nil && !a.origins.Allow(req.Origin) {
 		a.badOrigin.Add(1)
 		a.log.Debug("origin refused", "origin", req.Origin, "path", req.Path)
@@ -71,6 +73,63 @@ func (a *Admitter) Admit(req *codec.Request) (*Identity, string, *codec.Handshak
 	if a.verifier == nil {
 		return nil, proto, nil // insecure mode: anonymous, may subscribe to anything
 	}
+	id, herr := a.verify(token, req.Path)
+	if herr != nil {
+		return nil, "", herr
+	}
+	return id, proto, nil
+}
+
+// AdmitRequest checks a request head for a transport whose clients may
+// send their token later, inside the protocol (Socket.IO's CONNECT): the
+// Origin (403) as Admit does, then the token only if the request carries
+// one (401 for a bad one). It returns the identity that token proves, nil
+// when the request carries none or in insecure mode; VerifyToken then
+// decides on the token the protocol brings. Safe for concurrent use.
+func (a *Admitter) AdmitRequest(req *codec.HTTPRequest) (*Identity, *codec.HandshakeError) {
+	if a.origins != nil && !a.origins.Allow(req.Origin) {
+		a.badOrigin.Add(1)
+		a.log.Debug("origin refused", "origin", req.Origin, "path", req.Path)
+		return nil, &codec.HandshakeError{Status: 403, Reason: "origin not allowed"}
+	}
+	token, _ := TokenFrom(req)
+	if a.verifier == nil || token == "" {
+		return nil, nil
+	}
+	return a.verify(token, req.Path)
+}
+
+// errNoProtocolToken is VerifyToken's refusal of an empty token.
+var errNoProtocolToken = &TokenError{ErrMissingToken, "no token in the request or the auth payload"}
+
+// VerifyToken checks a token a client sent inside its protocol (the auth
+// payload of a Socket.IO CONNECT), "" for none. It returns the identity
+// (nil in insecure mode, whatever the token), or a *TokenError, whose text
+// names the problem and never the token, counted and logged like Admit's
+// refusals. Safe for concurrent use.
+func (a *Admitter) VerifyToken(token string) (*Identity, error) {
+	if a.verifier == nil {
+		return nil, nil
+	}
+	if token == "" {
+		a.unauthorized.Add(1)
+		return nil, errNoProtocolToken
+	}
+	id, err := a.verifier.Verify(token, a.now())
+	if err != nil {
+		a.unauthorized.Add(1)
+		a.log.Debug("token refused", "reason", err.Error(), "via", "protocol", "token", Fingerprint(token))
+		var te *TokenError
+		if !errors.As(err, &te) {
+			te = &TokenError{ErrInvalidToken, "invalid token"}
+		}
+		return nil, te
+	}
+	return id, nil
+}
+
+// verify checks a request's token and returns the identity, or the 401.
+func (a *Admitter) verify(token, path string) (*Identity, *codec.HandshakeError) {
 	id, err := a.verifier.Verify(token, a.now())
 	if err != nil {
 		a.unauthorized.Add(1)
@@ -79,11 +138,11 @@ func (a *Admitter) Admit(req *codec.Request) (*Identity, string, *codec.Handshak
 		if errors.As(err, &te) {
 			reason = te.Error() // built from fixed strings, never token text
 		}
-		a.log.Debug("token refused", "reason", reason, "path", req.Path, "token", Fingerprint(token))
-		return nil, "", &codec.HandshakeError{Status: 401, Reason: reason,
+		a.log.Debug("token refused", "reason", reason, "path", path, "token", Fingerprint(token))
+		return nil, &codec.HandshakeError{Status: 401, Reason: reason,
 			Header: [][2]string{{"WWW-Authenticate", `Bearer realm="pushd"`}}}
 	}
-	return id, proto, nil
+	return id, nil
 }
 
 // PersonalTopic names id's personal topic, or "" when there is no prefix or

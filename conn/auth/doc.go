@@ -4,9 +4,9 @@
 //   - Verifier checks a client's JWT (HS256, RS256, ES256 or EdDSA, keys
 //     selected by kid) and turns it into an Identity: the subject, the
 //     expiry, and the topic patterns it may subscribe and publish to.
-//   - TokenFrom finds the token in an upgrade request (Authorization header,
-//     ?token= query parameter, or Sec-WebSocket-Protocol) and says which
-//     subprotocol to echo back — never the token.
+//   - TokenFrom finds the token in a request (Authorization header,
+//     ?token= query parameter, Sec-WebSocket-Protocol, or the pushd_token
+//     cookie) and says which subprotocol to echo back — never the token.
 //   - OriginPolicy is the Origin allowlist that stops cross-site WebSocket
 //     hijacking.
 //   - RedactQuery, RedactHeader and RedactingHandler keep secrets out of

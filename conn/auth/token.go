@@ -27,14 +27,24 @@ const TokenProtocolPrefix = "pushd.token."
 // prefer the subprotocol form in browsers.
 const TokenQueryParam = "token"
 
-// TokenFrom returns the token an upgrade request carries and the
-// subprotocol to select in the 101 response.
+// TokenCookie is the cookie that may carry the token, for browsers that
+// cannot set a header: an EventSource (SSE) sends the cookies of its
+// origin and nothing else. A cookie is an ambient credential, sent by the
+// browser whatever page starts the request, so a deployment that sets it
+// should also set --allowed-origins and give the cookie SameSite=Strict
+// (docs/security.md).
+const TokenCookie = "pushd_token"
+
+// TokenFrom returns the token a request carries and, for a WebSocket
+// upgrade, the subprotocol to select in the 101 response.
 //
 // The token is looked for, in this order: an Authorization header with the
 // Bearer scheme (RFC 6750 §2.1; the scheme name is case-insensitive), the
-// first non-empty ?token= query parameter (RFC 6750 §2.3), and the first
-// Sec-WebSocket-Protocol element that starts with TokenProtocolPrefix. An
-// empty result means the request carries none.
+// first non-empty ?token= query parameter (RFC 6750 §2.3), the first
+// Sec-WebSocket-Protocol element that starts with TokenProtocolPrefix, and
+// the first valid TokenCookie cookie (RFC 6265 §4.2.1). A credential the
+// client chose for this request thus beats the ambient cookie. An empty
+// result means the request carries none.
 //
 // protocol is ProtocolV1 when the client offered it, and "" otherwise; it is
 // never the token element: echoing it would put the token in the response,
@@ -43,8 +53,8 @@ const TokenQueryParam = "token"
 // connection whose client offered protocols and whose 101 selects none, so
 // a browser that sends the token as a protocol must offer "pushd.v1" too.
 // Pure; safe for concurrent use.
-func TokenFrom(req *codec.Request) (token, protocol string) {
-	if slices.Contains(req.Protocols, ProtocolV1) {
+func TokenFrom(req *codec.HTTPRequest) (token, protocol string) {
+	if slices.Contains(req.WebSocketProtocols, ProtocolV1) {
 		protocol = ProtocolV1
 	}
 	if t := bearer(req.Authorization); t != "" {
@@ -53,10 +63,13 @@ func TokenFrom(req *codec.Request) (token, protocol string) {
 	if t := queryToken(req.RawQuery); t != "" {
 		return t, protocol
 	}
-	for _, p := range req.Protocols {
+	for _, p := range req.WebSocketProtocols {
 		if t, ok := strings.CutPrefix(p, TokenProtocolPrefix); ok && t != "" {
 			return t, protocol
 		}
+	}
+	if t, ok := codec.CookieValue(req.Cookie, TokenCookie); ok && t != "" {
+		return t, protocol
 	}
 	return "", protocol
 }

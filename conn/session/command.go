@@ -11,8 +11,8 @@ import "github.com/pushd/pushd/codec"
 func (s *Session) Command(e *Env, p Peer, text bool, msg []byte) {
 	e.metrics.Commands.Add(1)
 	allowed := s.Allow(e, p)
-	if s.later != nil {
-		s.later.keep(e, text, msg, allowed)
+	if d := e.later[s]; d != nil {
+		d.keep(e, text, msg, allowed)
 		return
 	}
 	s.run(e, p, text, msg, allowed)

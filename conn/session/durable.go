@@ -56,13 +56,18 @@ func (d *deferred) keep(e *Env, text bool, msg []byte, allowed bool) {
 }
 
 // wait marks the session as waiting for the answer to the current command.
-func (s *Session) wait() { s.later = new(deferred) }
+func (s *Session) wait(e *Env) {
+	if e.later == nil {
+		e.later = make(map[*Session]*deferred)
+	}
+	e.later[s] = new(deferred)
+}
 
 // answered runs once the waiting command has been replied to: the kept
 // commands run in order, until one of them waits in turn.
 func (s *Session) answered(e *Env, p Peer) {
-	d := s.later
-	s.later = nil
+	d := e.later[s]
+	delete(e.later, s)
 	if d == nil {
 		return // the connection closed meanwhile
 	}
@@ -71,10 +76,10 @@ func (s *Session) answered(e *Env, p Peer) {
 			return
 		}
 		s.run(e, p, c.text, c.msg, !c.refused)
-		if s.later != nil {
-			s.later.cmds = append(s.later.cmds, d.cmds[i+1:]...)
+		if next := e.later[s]; next != nil {
+			next.cmds = append(next.cmds, d.cmds[i+1:]...)
 			for _, c := range d.cmds[i+1:] {
-				s.later.bytes += len(c.msg)
+				next.bytes += len(c.msg)
 			}
 			return
 		}
@@ -104,7 +109,10 @@ func (s *Session) anyDurable(e *Env, names []string) bool {
 // live message of these topics. It returns the error to report now; nil
 // means the reply comes later.
 func (s *Session) resume(e *Env, p Peer, id []byte, names []string, since map[string]codec.Position) *codec.ProtoError {
-	if perr := s.check(e, p, names, false); perr != nil || !p.Open() {
+	if !p.Open() {
+		return nil // closed (or closing) while the command was handled
+	}
+	if perr := s.check(e, names, false); perr != nil {
 		return perr
 	}
 	var wants []topics.Want
@@ -125,7 +133,7 @@ func (s *Session) resume(e *Env, p Peer, id []byte, names []string, since map[st
 		}
 		wants = append(wants, w)
 	}
-	s.wait()
+	s.wait(e)
 	xs, err := e.shard.Resume(p, wants, func(recs []codec.Recovery) {
 		if p.Open() {
 			e.send(p, codec.AppendSubscribeOK(e.buf(), id, recs))
@@ -135,7 +143,7 @@ func (s *Session) resume(e *Env, p Peer, id []byte, names []string, since map[st
 		e.shard.Defer(func() { s.answered(e, p) })
 	})
 	if err != nil {
-		s.later = nil
+		delete(e.later, s)
 		return &codec.ProtoError{Code: codec.CodeInternal, Message: "subscribe failed"}
 	}
 	s.subs = append(s.subs, xs...)
@@ -161,7 +169,7 @@ func (s *Session) history(e *Env, p Peer, cmd *codec.Command) *codec.ProtoError 
 		since = *cmd.HistorySince
 	}
 	id := cmd.ID
-	s.wait()
+	s.wait(e)
 	e.shard.History(cmd.Topic, since, cmd.Limit, func(page topics.HistoryPage, err error) {
 		switch {
 		case !p.Open():
@@ -200,7 +208,7 @@ func historyError(err error) *codec.ProtoError {
 // answers once the stream stored it: {"type":"ok","id":…,"offset":N,"epoch":"E"}.
 // The caller has checked the permissions.
 func (s *Session) publishDurable(e *Env, p Peer, id []byte, topic string, data []byte) {
-	s.wait()
+	s.wait(e)
 	e.shard.PublishWait([]broker.Outgoing{{Topic: topic, Data: slices.Clone(data)}}, func(acks []broker.Ack, err error) {
 		switch {
 		case !p.Open():

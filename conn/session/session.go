@@ -33,6 +33,13 @@ type Identity interface {
 	CanPublish(topic string) bool
 }
 
+// Admit decides whether a request may open a session, before the
+// transport answers it (a WebSocket's 101, an SSE stream's 200): it returns
+// the client's identity (nil: anonymous) and, for a WebSocket, the
+// subprotocol to echo, or the HTTP rejection. It runs on the loop
+// goroutine and must not block.
+type Admit func(req *codec.HTTPRequest) (Identity, string, *codec.HTTPError)
+
 // Peer is the session's view of its connection. Every method runs on the
 // connection's loop goroutine.
 type Peer interface {
@@ -73,6 +80,10 @@ type Env struct {
 
 	// Owned by the loop goroutine.
 	scratch []byte
+	// later holds, for each session whose command waits for an answer
+	// from off the loop (durable.go), the commands that arrived since; not
+	// in Session, which every connection carries.
+	later map[*Session]*deferred
 }
 
 // NewEnv returns the environment of one event loop's sessions. shard may
@@ -87,10 +98,9 @@ func NewEnv(cfg Config, shard *topics.Shard, m *Metrics, clock Clock) *Env {
 type Session struct {
 	subs    []*topics.Subscription
 	ident   Identity
-	later   *deferred // non-nil while a command waits for an answer from off the loop
-	tokens  float32   // command rate-limit bucket
-	refill  uint32    // tick of the last refill
-	strikes uint16    // commands refused in a row
+	tokens  float32 // command rate-limit bucket
+	refill  uint32  // tick of the last refill
+	strikes uint16  // commands refused in a row
 }
 
 // Start begins a v1 session on a connection that has just been accepted:
@@ -144,13 +154,22 @@ func (s *Session) init(e *Env, id Identity) (expires uint64) {
 	s.ident = id
 	s.tokens = float32(e.cfg.CommandBurst)
 	s.refill = uint32(e.clock.Now())
-	if id != nil {
-		if exp := id.Expiry(); !exp.IsZero() {
-			// The tick after the one exp falls in: never before exp.
-			expires = max(e.clock.TickOf(exp)+1, e.clock.Now()+1)
-		}
+	return s.ExpiryTick(e)
+}
+
+// ExpiryTick returns the tick at which the client's credentials expire: the
+// tick after the one the expiry falls in, so never before it; 0 for an
+// anonymous client or credentials that never expire. It is computed from
+// the identity each time, so a transport need not store it.
+func (s *Session) ExpiryTick(e *Env) uint64 {
+	if s.ident == nil {
+		return 0
 	}
-	return expires
+	exp := s.ident.Expiry()
+	if exp.IsZero() {
+		return 0
+	}
+	return max(e.clock.TickOf(exp)+1, 1)
 }
 
 // TopicsFromQuery returns the topics named in a URL query's topics
@@ -179,6 +198,19 @@ func (e *Env) ErrorMessage(perr *codec.ProtoError) []byte {
 	return codec.AppendError(e.buf(), nil, perr.Code, perr.Message)
 }
 
+// Check applies a subscribe's checks to names for a client with identity
+// id (nil: anonymous), without subscribing: the topic count, each name's
+// validity and the token's permission, and the subscription limit for a
+// fresh connection. It returns the error Subscribe would report for the
+// same names on a new session, nil if they would all be accepted. A
+// transport that cannot report errors in-band once it has answered the
+// request (SSE) calls it first, to refuse the request instead.
+func (e *Env) Check(id Identity, names []string) *codec.ProtoError {
+	var s Session
+	s.ident = id
+	return s.check(e, names, false)
+}
+
 // Identity returns the client's identity, nil when anonymous.
 func (s *Session) Identity() Identity { return s.ident }
 
@@ -192,7 +224,7 @@ func (s *Session) Expired(e *Env, p Peer) {
 // Closed drops every subscription of the session. The transport calls it
 // once, when the connection has closed.
 func (s *Session) Closed(e *Env) {
-	s.later = nil
+	delete(e.later, s)
 	for i, x := range s.subs {
 		e.shard.Unsubscribe(x)
 		s.subs[i] = nil
@@ -246,7 +278,10 @@ func (s *Session) Subscribe(e *Env, p Peer, names []string) *codec.ProtoError {
 // subscribe is Subscribe; trusted skips the token check (for the
 // server-chosen personal topic).
 func (s *Session) subscribe(e *Env, p Peer, names []string, trusted bool) *codec.ProtoError {
-	if perr := s.check(e, p, names, trusted); perr != nil || !p.Open() {
+	if !p.Open() {
+		return nil // closed (or closing) while the command was handled
+	}
+	if perr := s.check(e, names, trusted); perr != nil {
 		return perr
 	}
 	for _, t := range names {
@@ -262,14 +297,8 @@ func (s *Session) subscribe(e *Env, p Peer, names []string, trusted bool) *codec
 	return nil
 }
 
-// check validates a subscribe of names before anything is subscribed:
-// every name, the token's permissions (unless trusted) and the limits.
-// Nothing is checked once the connection is closing (the caller then
-// subscribes nothing).
-func (s *Session) check(e *Env, p Peer, names []string, trusted bool) *codec.ProtoError {
-	if !p.Open() {
-		return nil // closed (or closing) while the command was handled
-	}
+// check is subscribe's validation: everything but the subscribing.
+func (s *Session) check(e *Env, names []string, trusted bool) *codec.ProtoError {
 	switch {
 	case e.shard == nil:
 		return &codec.ProtoError{Code: codec.CodeInternal, Message: "this endpoint has no topics"}

@@ -6,17 +6,14 @@
 // loop to call Advance.
 package wheel
 
-// Node is a timer embedded in the value it belongs to. The zero value is an
-// unarmed timer; call Init once before use.
+// Node is a timer embedded in the value it belongs to (its owner). The zero
+// value is an unarmed timer. A Node holds no pointer to its owner: the
+// wheel's owner function finds the owner from the node (typically by the
+// node's offset in the owner's struct), which saves a word in every owner.
 type Node[T any] struct {
 	prev, next *Node[T]
 	at         uint64 // tick at which it is due
-	owner      *T
 }
-
-// Init ties n to its owner, the value passed to the wheel's fire function.
-// Owner goroutine only, like every method here.
-func (n *Node[T]) Init(owner *T) { n.owner = owner }
 
 // Armed reports whether n is scheduled. Owner goroutine only.
 func (n *Node[T]) Armed() bool { return n.next != nil }
@@ -62,18 +59,19 @@ type Wheel[T any] struct {
 	fire    func(*T)
 	pending list[T] // scratch list used while a slot is processed
 	count   int
+	owner   func(*Node[T]) *T
 }
 
 // New returns a wheel with at least the given number of slots (rounded up to
-// a power of two) that calls fire for each timer that comes due. fire runs on
-// the goroutine that calls Advance and may arm or stop any timer, including
-// the one that fired.
-func New[T any](slots int, fire func(*T)) *Wheel[T] {
+// a power of two) that calls fire with owner(n) for each timer n that comes
+// due. fire runs on the goroutine that calls Advance and may arm or stop any
+// timer, including the one that fired.
+func New[T any](slots int, owner func(*Node[T]) *T, fire func(*T)) *Wheel[T] {
 	size := 1
 	for size < slots {
 		size <<= 1
 	}
-	w := &Wheel[T]{slots: make([]list[T], size), mask: uint64(size - 1), fire: fire}
+	w := &Wheel[T]{slots: make([]list[T], size), mask: uint64(size - 1), fire: fire, owner: owner}
 	for i := range w.slots {
 		w.slots[i].init()
 	}
@@ -137,7 +135,7 @@ func (w *Wheel[T]) Advance(to uint64) {
 				continue
 			}
 			w.count--
-			w.fire(n.owner)
+			w.fire(w.owner(n))
 		}
 	}
 }

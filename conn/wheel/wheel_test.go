@@ -3,6 +3,7 @@ package wheel
 import (
 	"math/rand"
 	"testing"
+	"unsafe"
 )
 
 type item struct {
@@ -11,14 +12,19 @@ type item struct {
 	fired []uint64
 }
 
+// itemOf finds the item a timer is embedded in, the way conn finds its
+// connections: by the node's offset.
+func itemOf(n *Node[item]) *item {
+	return (*item)(unsafe.Pointer(uintptr(unsafe.Pointer(n)) - unsafe.Offsetof(item{}.timer)))
+}
+
 func TestScheduleFiresAtTick(t *testing.T) {
 	var w *Wheel[item]
-	w = New(8, func(it *item) { it.fired = append(it.fired, w.Now()) })
+	w = New(8, itemOf, func(it *item) { it.fired = append(it.fired, w.Now()) })
 	cases := []uint64{1, 2, 7, 8, 9, 16, 17, 100}
 	items := make([]*item, len(cases))
 	for i, d := range cases {
 		items[i] = &item{id: i}
-		items[i].timer.Init(items[i])
 		w.Schedule(&items[i].timer, d)
 	}
 	if w.Len() != len(cases) {
@@ -37,10 +43,8 @@ func TestScheduleFiresAtTick(t *testing.T) {
 
 func TestRescheduleAndStop(t *testing.T) {
 	var w *Wheel[item]
-	w = New(4, func(it *item) { it.fired = append(it.fired, w.Now()) })
+	w = New(4, itemOf, func(it *item) { it.fired = append(it.fired, w.Now()) })
 	a, b := &item{}, &item{}
-	a.timer.Init(a)
-	b.timer.Init(b)
 	w.Schedule(&a.timer, 3)
 	w.Schedule(&b.timer, 3)
 	w.Advance(2)
@@ -64,7 +68,7 @@ func TestRescheduleAndStop(t *testing.T) {
 func TestFireMayRearmAndStopOthers(t *testing.T) {
 	var w *Wheel[item]
 	var others []*item
-	w = New(4, func(it *item) {
+	w = New(4, itemOf, func(it *item) {
 		it.fired = append(it.fired, w.Now())
 		if it.id == 0 {
 			for _, o := range others {
@@ -76,11 +80,9 @@ func TestFireMayRearmAndStopOthers(t *testing.T) {
 		}
 	})
 	first := &item{id: 0}
-	first.timer.Init(first)
 	w.Schedule(&first.timer, 2)
 	for i := 1; i <= 3; i++ {
 		o := &item{id: i}
-		o.timer.Init(o)
 		w.Schedule(&o.timer, 2)
 		others = append(others, o)
 	}
@@ -99,13 +101,12 @@ func TestFireMayRearmAndStopOthers(t *testing.T) {
 func TestRandomAgainstReference(t *testing.T) {
 	rng := rand.New(rand.NewSource(1))
 	var w *Wheel[item]
-	w = New(16, func(it *item) { it.fired = append(it.fired, w.Now()) })
+	w = New(16, itemOf, func(it *item) { it.fired = append(it.fired, w.Now()) })
 	items := make([]*item, 200)
 	due := make([]uint64, len(items)) // 0 = unarmed
 	want := make([][]uint64, len(items))
 	for i := range items {
 		items[i] = &item{id: i}
-		items[i].timer.Init(items[i])
 	}
 	for tick := uint64(0); tick < 500; tick++ {
 		for k := 0; k < 5; k++ {
@@ -143,13 +144,26 @@ func TestRandomAgainstReference(t *testing.T) {
 }
 
 func BenchmarkReschedule(b *testing.B) {
-	w := New(256, func(*item) {})
+	w := New(256, itemOf, func(*item) {})
 	its := make([]item, 1024)
-	for i := range its {
-		its[i].timer.Init(&its[i])
-	}
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		w.Schedule(&its[i&1023].timer, uint64(i%300+1))
+	}
+}
+
+// The owner function finds each fired timer's item, wherever the node sits.
+func TestOwnerByOffset(t *testing.T) {
+	var fired []*item
+	w := New(8, itemOf, func(it *item) { fired = append(fired, it) })
+	items := []*item{{id: 1}, {id: 2}, {id: 3}}
+	for i, it := range items {
+		w.Schedule(&it.timer, uint64(i+1))
+	}
+	w.Advance(10)
+	for i, it := range fired {
+		if it != items[i] {
+			t.Fatalf("timer %d fired for item %d", i, it.id)
+		}
 	}
 }

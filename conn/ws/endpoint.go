@@ -4,13 +4,14 @@ import (
 	"github.com/pushd/pushd/codec"
 	"github.com/pushd/pushd/conn"
 	"github.com/pushd/pushd/conn/session"
+	"github.com/pushd/pushd/topics"
 )
 
 // Admit decides whether a valid upgrade request may proceed, before the 101
 // is written: it returns the client's identity (nil: anonymous) and the
 // subprotocol to echo, or the HTTP rejection. It runs on the loop goroutine
-// and must not block.
-type Admit func(req *codec.Request) (session.Identity, string, *codec.HandshakeError)
+// and must not block. It is session.Admit, which SSE shares.
+type Admit = session.Admit
 
 // loopEndpoint is one event loop's instance of a WebSocket endpoint. It
 // implements conn.Endpoint.
@@ -19,7 +20,9 @@ type loopEndpoint struct {
 	cfg                  Config
 	pingTicks, pongTicks uint64
 	h                    Handler
+	beat                 Heartbeater // h, when its protocol has its own heartbeat; else nil
 	admit                Admit
+	format               *topics.Format
 	alloc                func() conn.Proto // a new per-connection struct embedding Conn
 	conn                 func(conn.Proto) *Conn
 
@@ -30,18 +33,56 @@ type loopEndpoint struct {
 
 func newLoopEndpoint(l *conn.Loop, cfg Config, admit Admit, h Handler) *loopEndpoint {
 	cfg = cfg.WithDefaults()
+	beat, _ := h.(Heartbeater)
 	return &loopEndpoint{
 		cfg:       cfg,
 		pingTicks: l.Ticks(cfg.PingInterval),
 		pongTicks: l.Ticks(cfg.PongTimeout),
 		h:         h,
+		beat:      beat,
 		admit:     admit,
+		format:    PushFormat,
 	}
 }
 
-// Accept implements conn.Endpoint: admission (Origin, token), then the 101
-// (RFC 6455 §4.2.2) and the handler's Open.
-func (e *loopEndpoint) Accept(c *conn.Conn, req *codec.Request) *codec.HandshakeError {
+// EndpointSpec describes a WebSocket endpoint whose connections run a
+// protocol of another package (Socket.IO in conn/sio) on top of this
+// package's frames, heartbeat and close handshake.
+type EndpointSpec struct {
+	Config  Config
+	Admit   Admit   // runs before the 101; nil admits anyone anonymously
+	Handler Handler // may also implement Heartbeater
+	// Format is the wire format of the pushes the connections take; nil
+	// means they take none.
+	Format *topics.Format
+	// New returns a new per-connection struct, the connection's
+	// conn.Proto, which embeds a Conn; Conn returns that embedded Conn.
+	New  func() conn.Proto
+	Conn func(conn.Proto) *Conn
+}
+
+// NewEndpoint returns one event loop's instance of the endpoint s
+// describes, for a conn.Route's New (or an endpoint that hands its
+// WebSocket upgrades on to it). Any goroutine; the endpoint then belongs to
+// l's goroutine.
+func NewEndpoint(l *conn.Loop, s EndpointSpec) conn.Endpoint {
+	e := newLoopEndpoint(l, s.Config, s.Admit, s.Handler)
+	e.format, e.alloc, e.conn = s.Format, s.New, s.Conn
+	return e
+}
+
+// Serve implements conn.Endpoint: the upgrade's validity (RFC 6455 §4.2.1,
+// with ParseUpgrade's answers: codec.CheckUpgrade), admission (Origin,
+// token), then the 101 (§4.2.2) and the handler's Open. Any other request
+// for the path (a plain GET, a POST) gets the upgrade's rejection.
+func (e *loopEndpoint) Serve(c *conn.Conn, req *codec.HTTPRequest, _ []byte) *codec.HTTPError {
+	if err := codec.CheckUpgrade(req); err != nil {
+		he, ok := err.(*codec.HandshakeError)
+		if !ok {
+			he = &codec.HandshakeError{Status: 400, Reason: "bad request"}
+		}
+		return he
+	}
 	var id session.Identity
 	proto := ""
 	if e.admit != nil {
@@ -58,12 +99,12 @@ func (e *loopEndpoint) Accept(c *conn.Conn, req *codec.Request) *codec.Handshake
 	// that has read its 101 is already counted; if the write fails, Closed
 	// undoes both.
 	c.Accepted(p)
-	buf := codec.AppendUpgradeResponse(c.Scratch(), req.Key, proto)
+	buf := codec.AppendUpgradeResponse(c.Scratch(), req.WebSocketKey, proto)
 	c.SetScratch(buf)
 	if !c.Write(buf) {
 		return nil
 	}
-	c.SetFormat(PushFormat)
+	c.SetFormat(e.format)
 	w.armOpen(c, e.pingTicks)
 	e.h.Open(c, req, id)
 	return nil
@@ -95,10 +136,10 @@ func V1Route(path string, cfg Config, admit Admit, scfg session.Config, m *sessi
 	}}
 }
 
-func (h *v1Handler) Open(c *conn.Conn, req *codec.Request, id session.Identity) {
+func (h *v1Handler) Open(c *conn.Conn, req *codec.HTTPRequest, id session.Identity) {
 	v := c.Proto().(*v1Conn)
 	if exp := v.sess.Start(h.env, c, id, req.RawQuery); exp != 0 {
-		v.SetExpiry(c, exp)
+		v.Rearm(c)
 	}
 }
 
@@ -107,6 +148,8 @@ func (h *v1Handler) Message(c *conn.Conn, op OpCode, p []byte) {
 }
 
 func (h *v1Handler) Ping(c *conn.Conn) bool { return c.Proto().(*v1Conn).sess.Allow(h.env, c) }
+
+func (h *v1Handler) Expiry(c *conn.Conn) uint64 { return c.Proto().(*v1Conn).sess.ExpiryTick(h.env) }
 
 func (h *v1Handler) Expired(c *conn.Conn) { c.Proto().(*v1Conn).sess.Expired(h.env, c) }
 
@@ -127,13 +170,15 @@ func EchoRoute(path string, cfg Config) conn.Route {
 	}}
 }
 
-func (echoHandler) Open(*conn.Conn, *codec.Request, session.Identity) {}
+func (echoHandler) Open(*conn.Conn, *codec.HTTPRequest, session.Identity) {}
 
 func (echoHandler) Message(c *conn.Conn, op OpCode, p []byte) {
 	c.Proto().(*Conn).WriteMessage(c, op, p)
 }
 
 func (echoHandler) Ping(*conn.Conn) bool { return true }
+
+func (echoHandler) Expiry(*conn.Conn) uint64 { return 0 }
 
 func (echoHandler) Expired(*conn.Conn) {}
 

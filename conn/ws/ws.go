@@ -65,17 +65,35 @@ func (c Config) WithDefaults() Config {
 type Handler interface {
 	// Open runs right after the 101 response was written. id is what the
 	// endpoint's Admit returned: the client's identity, nil if anonymous.
-	Open(c *conn.Conn, req *codec.Request, id session.Identity)
+	Open(c *conn.Conn, req *codec.HTTPRequest, id session.Identity)
 	// Message runs for each complete data message. p is valid only during
 	// the call.
 	Message(c *conn.Conn, op OpCode, p []byte)
 	// Ping reports whether a ping from the client may be answered (pings
 	// share the v1 command budget).
 	Ping(c *conn.Conn) bool
-	// Expired runs when the deadline given to Conn.SetExpiry comes.
+	// Expiry returns the wheel tick at which the connection's credentials
+	// expire, 0 for never. The heartbeat timer also fires then.
+	Expiry(c *conn.Conn) uint64
+	// Expired runs when the tick Expiry returned has come.
 	Expired(c *conn.Conn)
 	// Closed runs once when the transport has closed.
 	Closed(c *conn.Conn)
+}
+
+// Heartbeater is a Handler whose protocol has a heartbeat of its own
+// (Engine.IO: the server sends "2" every pingInterval and the client
+// answers "3"). Its connections get no WebSocket ping frames: the timer
+// that would send them calls Heartbeat instead, every PingInterval whatever
+// the traffic, because such a client counts the time between the
+// protocol's pings to detect a dead server. The pong timeout works as for
+// WebSocket pings: any frame from the client answers, and silence for
+// PongTimeout after a ping closes the connection with 4001. One timer per
+// connection serves both, and the protocol keeps no timer of its own.
+type Heartbeater interface {
+	// Heartbeat writes the protocol's ping and reports whether the
+	// connection is still usable. It runs on the loop goroutine.
+	Heartbeat(c *conn.Conn) bool
 }
 
 // OpCode is a WebSocket frame opcode (RFC 6455 §5.2).
@@ -104,9 +122,8 @@ type Conn struct {
 	ep         *loopEndpoint // this loop's endpoint: config, handler, timers
 	flags      uint8
 	utf8       codec.UTF8
-	lastActive uint32 // wheel tick of the last inbound frame
+	lastActive uint32 // wheel tick of the last inbound frame; with a Heartbeater, of the last ping sent
 	rx         *rx    // non-nil only while a data message is incomplete
-	expires    uint64 // wheel tick at which the credentials expire; 0 = never
 }
 
 // rx is the receive state of a data message that did not arrive whole in
@@ -132,12 +149,41 @@ const maxPooledRx = 64 << 10
 
 var rxPool = sync.Pool{New: func() any { return new(rx) }}
 
-// SetExpiry arms the credentials deadline: at wheel tick at the handler's
-// Expired runs. 0 means never. Loop goroutine only.
-func (w *Conn) SetExpiry(c *conn.Conn, at uint64) {
-	w.expires = at
-	if at != 0 && c.State() == conn.StateOpen {
-		w.armOpen(c, w.ep.pingTicks)
+// Rearm re-arms the connection's timer for its next heartbeat or its
+// credentials' expiry (Handler.Expiry), whichever comes first: a handler
+// calls it when the expiry changes. The heartbeat keeps its schedule. Loop
+// goroutine only.
+func (w *Conn) Rearm(c *conn.Conn) {
+	if c.State() == conn.StateOpen {
+		w.armOpen(c, w.nextBeat(c))
+	}
+}
+
+// nextBeat returns the ticks until the heartbeat's next step: the pong
+// check while a ping is unanswered, else the next ping. Without a
+// Heartbeater the next ping comes after PingInterval of silence from now
+// on, which re-arming only postpones.
+func (w *Conn) nextBeat(c *conn.Conn) uint64 {
+	if w.ep.beat == nil {
+		return w.ep.pingTicks
+	}
+	wait := w.ep.pingTicks
+	if w.flags&flagAwaitPong != 0 {
+		wait = w.ep.pongTicks
+	}
+	since := uint64(uint32(c.Loop().Now()) - w.lastActive)
+	if since >= wait {
+		return 1
+	}
+	return wait - since
+}
+
+// touch records an inbound frame: it answers an outstanding ping, and
+// without a Heartbeater it restarts the idle time before the next one.
+func (w *Conn) touch(c *conn.Conn) {
+	w.flags &^= flagAwaitPong
+	if w.ep.beat == nil {
+		w.lastActive = uint32(c.Loop().Now())
 	}
 }
 
@@ -168,8 +214,7 @@ func (w *Conn) Feed(c *conn.Conn, p []byte) int {
 	if data && (len(p) < total || w.rx != nil || !hd.Fin) {
 		// Part of a fragmented message, or a frame not all here yet:
 		// take its payload as it comes.
-		w.lastActive = uint32(c.Loop().Now())
-		w.flags &^= flagAwaitPong
+		w.touch(c)
 		w.startFrame(c, hd)
 		if w.rx == nil || w.rx.left == 0 {
 			return hn // an empty frame: nothing more to take
@@ -181,8 +226,7 @@ func (w *Conn) Feed(c *conn.Conn, p []byte) int {
 	}
 	payload := p[hn:total]
 	codec.Unmask(payload, hd.Mask, 0)
-	w.lastActive = uint32(c.Loop().Now())
-	w.flags &^= flagAwaitPong
+	w.touch(c)
 	switch hd.OpCode {
 	case OpPing:
 		// Pings share the command budget, so a ping flood is throttled
@@ -410,28 +454,41 @@ func (w *Conn) WriteMessage(c *conn.Conn, op OpCode, p []byte) bool {
 }
 
 // Timer implements conn.Proto: token expiry, then the heartbeat (a ping
-// after PingInterval of silence, close 4001 after PongTimeout more).
+// after PingInterval of silence, or every PingInterval with a Heartbeater;
+// close 4001 when nothing arrived within PongTimeout after it).
 func (w *Conn) Timer(c *conn.Conn) {
 	l := c.Loop()
 	now := l.Now()
-	if w.expires != 0 && now >= w.expires {
+	if exp := w.ep.h.Expiry(c); exp != 0 && now >= exp {
 		w.ep.h.Expired(c)
+		if c.State() == conn.StateOpen {
+			// The handler kept the connection and moved its expiry.
+			w.armOpen(c, w.nextBeat(c))
+		}
 		return
 	}
 	m := l.Metrics()
-	idle := uint64(uint32(now) - w.lastActive)
 	if w.flags&flagAwaitPong != 0 {
 		m.HeartbeatTimeouts.Add(1)
 		w.finalClose(c, codec.StatusHeartbeatTimeout, "no pong")
 		return
 	}
-	if idle < w.ep.pingTicks {
-		w.armOpen(c, w.ep.pingTicks-idle)
+	// Idle time without a Heartbeater; time since the last ping with one.
+	since := uint64(uint32(now) - w.lastActive)
+	if since < w.ep.pingTicks {
+		w.armOpen(c, w.ep.pingTicks-since)
 		return
 	}
 	m.PingsSent.Add(1)
 	w.flags |= flagAwaitPong
-	if w.writeFrame(c, OpPing, nil) {
+	var ok bool
+	if w.ep.beat != nil {
+		w.lastActive = uint32(now)
+		ok = w.ep.beat.Heartbeat(c)
+	} else {
+		ok = w.writeFrame(c, OpPing, nil)
+	}
+	if ok {
 		w.armOpen(c, w.ep.pongTicks)
 	}
 }
@@ -439,8 +496,8 @@ func (w *Conn) Timer(c *conn.Conn) {
 // armOpen arms the timer of an open connection for the given number of
 // ticks, or for the tick its credentials expire in if that comes first.
 func (w *Conn) armOpen(c *conn.Conn, ticks uint64) {
-	if w.expires != 0 && w.expires <= c.Loop().Now()+ticks {
-		c.ArmAt(w.expires)
+	if exp := w.ep.h.Expiry(c); exp != 0 && exp <= c.Loop().Now()+ticks {
+		c.ArmAt(exp)
 		return
 	}
 	c.Arm(ticks)

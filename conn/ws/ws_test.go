@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/gobwas/ws"
 
@@ -264,7 +265,7 @@ func (i testIdentity) CanPublish(t string) bool { return t == "allowed" }
 func TestTokenExpiry(t *testing.T) {
 	var l *testLoop
 	l = newTestLoopWith(testConfig{WS: Config{PingInterval: time.Hour},
-		Admit: func(*codec.Request) (session.Identity, string, *codec.HandshakeError) {
+		Admit: func(*codec.HTTPRequest) (session.Identity, string, *codec.HandshakeError) {
 			return testIdentity{sub: "u1", exp: l.clock.Now().Add(100 * time.Millisecond)}, "", nil
 		}})
 	c, tr := openConn(t, l, "/ws")
@@ -284,7 +285,7 @@ func TestTokenExpiry(t *testing.T) {
 // Client publishing: off unless configured, and limited by the token.
 func TestClientPublishPermissions(t *testing.T) {
 	var published []string
-	cfg := testConfig{Admit: func(*codec.Request) (session.Identity, string, *codec.HandshakeError) {
+	cfg := testConfig{Admit: func(*codec.HTTPRequest) (session.Identity, string, *codec.HandshakeError) {
 		return testIdentity{sub: "u1"}, "", nil
 	}}
 	off := newTestLoopWith(cfg)
@@ -442,7 +443,7 @@ func TestFarFutureExpiryDoesNotWrap(t *testing.T) {
 	} {
 		var l *testLoop
 		l = newTestLoopWith(testConfig{WS: Config{PingInterval: time.Hour}, Tick: tc.tick,
-			Admit: func(*codec.Request) (session.Identity, string, *codec.HandshakeError) {
+			Admit: func(*codec.HTTPRequest) (session.Identity, string, *codec.HandshakeError) {
 				return testIdentity{sub: "u1", exp: l.clock.Now().Add(tc.ttl)}, "", nil
 			}})
 		c, _ := openConn(t, l, "/ws")
@@ -471,5 +472,14 @@ func TestOneCloseFrameOnly(t *testing.T) {
 	}
 	if l.metrics.SlowConsumers.Load() != 0 {
 		t.Fatal("a closing connection was also counted as a slow consumer")
+	}
+}
+
+// The v1 endpoint's per-connection struct (WebSocket state and session in
+// one allocation) stays in the 80-byte size class: it is memory on every
+// idle connection (see conn.TestConnSize).
+func TestV1ConnSize(t *testing.T) {
+	if got := unsafe.Sizeof(v1Conn{}); got > 80 {
+		t.Fatalf("v1Conn is %d bytes, over its 80-byte size class", got)
 	}
 }

@@ -1,9 +1,9 @@
-// Package procstat reads process memory: a process's resident set size
-// from /proc/PID/status, and gauges from a Prometheus text endpoint such as
-// pushd's /metrics. It is the one VmRSS reader of the load harness, the
-// benchmarks and the reference hub, so it lives outside loadtest/internal
-// where bench can import it. (pushd itself reports its RSS through
-// client_golang's process collector.)
+// Package procstat reads process figures: a process's resident set size
+// from /proc/PID/status, its CPU time from /proc/PID/stat, and gauges from a
+// Prometheus text endpoint such as pushd's /metrics. It is the one VmRSS
+// reader of the load harness, the benchmarks and the reference hub, so it
+// lives outside loadtest/internal where bench can import it. (pushd itself
+// reports its RSS through client_golang's process collector.)
 package procstat
 
 import (
@@ -16,6 +16,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // RSS returns the resident set size of process pid in bytes (VmRSS in
@@ -54,6 +55,46 @@ func parseVmRSS(status []byte) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("procstat: no VmRSS line")
+}
+
+// clockTicks is USER_HZ, the unit of the CPU times in /proc/PID/stat: 100
+// on every Linux architecture Go supports (the kernel's ABI value,
+// independent of CONFIG_HZ; sysconf(_SC_CLK_TCK) reports it).
+const clockTicks = 100
+
+// CPU returns the user plus system CPU time process pid has used, all its
+// threads together (utime + stime in /proc/PID/stat), to the kernel's
+// 10 ms resolution. Safe for concurrent use.
+func CPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	return parseStatCPU(b)
+}
+
+// parseStatCPU reads fields 14 (utime) and 15 (stime) of a /proc/PID/stat
+// line. The command name, field 2, is in parentheses and may itself hold
+// spaces and parentheses, so fields are counted after the last ')'.
+func parseStatCPU(stat []byte) (time.Duration, error) {
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("procstat: odd stat line %q", stat)
+	}
+	f := strings.Fields(string(stat[i+1:]))
+	// f[0] is field 3 (state), so field n is f[n-3].
+	if len(f) < 13 {
+		return 0, fmt.Errorf("procstat: short stat line %q", stat)
+	}
+	var ticks int64
+	for _, s := range f[11:13] {
+		v, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("procstat: stat CPU field: %w", err)
+		}
+		ticks += v
+	}
+	return time.Duration(ticks) * (time.Second / clockTicks), nil
 }
 
 // Scrape fetches a Prometheus text exposition from url and returns the

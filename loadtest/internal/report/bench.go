@@ -93,6 +93,9 @@ func BenchLines(r *Result) []string {
 			b.add(float64(s.Lost), "lost")
 			b.add(float64(s.Dup), "dup")
 			b.add(float64(s.OutOfOrder), "out-of-order")
+			if s.ServerCPUPerDelivery > 0 {
+				b.add(s.ServerCPUPerDelivery, "server-cpu-ns/delivery")
+			}
 			out = append(out, b)
 		}
 	case r.Churn != nil:

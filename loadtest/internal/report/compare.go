@@ -6,17 +6,23 @@ import (
 	"strings"
 )
 
-// target is a goal from the issue that a product figure is checked
-// against: the figure must be ≤ limit (or ≥ limit if atLeast).
+// target is a goal from an issue that a product figure is checked
+// against: the figure (or, if ratio, the figure over the baseline's) must
+// be ≤ limit (or ≥ limit if atLeast).
 type target struct {
 	limit   float64
 	atLeast bool
+	ratio   bool
 	text    string
 }
 
-func (t *target) verdict(v float64) string {
-	if t == nil {
-		return ""
+func (t *target) verdict(prod, base float64, hasBase bool) string {
+	v := prod
+	if t.ratio {
+		if !hasBase || base == 0 {
+			return t.text + ": no baseline figure"
+		}
+		v = prod / base
 	}
 	ok := v <= t.limit
 	if t.atLeast {
@@ -26,6 +32,50 @@ func (t *target) verdict(v float64) string {
 		return t.text + ": met"
 	}
 	return fmt.Sprintf("%s: **missed** by %.0f%%", t.text, 100*abs(v-t.limit)/t.limit)
+}
+
+// Targets selects the goals a comparison checks the product against.
+type Targets string
+
+const (
+	// TargetsHub is for a comparison against the conventional gorilla hub
+	// (bench/refhub): the load-harness issue's absolute goals, and the
+	// "engine at the floor" issue's ratios to the hub at 5,000
+	// subscribers (50 msg/s: ≥ 95% of the asked rate, p99 ≤ 0.5× the
+	// hub's; the 200-message burst at 500/s: ≥ 2× the hub's deliveries/s).
+	TargetsHub Targets = "hub"
+	// TargetsFloor is for a comparison against the one-write-per-delivery
+	// floor (bench/floor): at 5,000 subscribers and 10 msg/s, server CPU
+	// per delivery ≤ 1.15× the floor's and p99 ≤ the floor's.
+	TargetsFloor Targets = "floor"
+	// TargetsNone checks nothing: for comparing two references.
+	TargetsNone Targets = "none"
+)
+
+// fanoutTargets returns the goals for one fan-out step's rows.
+func fanoutTargets(set Targets, subs int, rate float64, msgs int) (cpu, p99, achieved, dps []*target) {
+	if subs != 5000 {
+		return
+	}
+	switch set {
+	case TargetsFloor:
+		if rate == 10 {
+			cpu = append(cpu, &target{1.15, false, true, "≤ 1.15× the floor"})
+			p99 = append(p99, &target{1, false, true, "≤ the floor's"})
+		}
+	case TargetsHub:
+		switch {
+		case rate == 10:
+			p99 = append(p99, &target{30e6, false, false, "p99 ≤ 30 ms"})
+		case rate == 50:
+			achieved = append(achieved, &target{0.95 * rate, true, false, "≥ 95% of 50 msg/s"})
+			p99 = append(p99, &target{60e6, false, false, "p99 ≤ 60 ms"}, &target{0.5, false, true, "≤ 0.5× the hub's"})
+		case rate == 500 && msgs == 200:
+			p99 = append(p99, &target{250e6, false, false, "p99 ≤ 250 ms"})
+			dps = append(dps, &target{1.2e6, true, false, "≥ 1.2 M deliveries/s"}, &target{2, true, true, "≥ 2× the hub's"})
+		}
+	}
+	return
 }
 
 func abs(v float64) float64 {
@@ -42,10 +92,18 @@ type row struct {
 	hasProd, hasBs bool
 	format         func(float64) string
 	lowerBetter    bool
-	target         *target
+	targets        []*target
 }
 
 func durF(v float64) string { return Dur(int64(v)) }
+
+// nsF formats a per-delivery CPU time given in nanoseconds.
+func nsF(v float64) string {
+	if v < 10_000 {
+		return fmt.Sprintf("%.0f ns", v)
+	}
+	return fmt.Sprintf("%.1f µs", v/1e3)
+}
 func intF(v float64) string { return fmt.Sprintf("%.0f", v) }
 func bytesF(v float64) string {
 	if v == 0 {
@@ -54,12 +112,17 @@ func bytesF(v float64) string {
 	return Bytes(v)
 }
 
-// Compare writes a Markdown table that sets each figure of the product's
-// results beside the baseline's from the same run, with their ratio and,
-// where the project has one, the target. results may hold several
-// scenarios for each label; those whose label is neither are ignored.
-// Safe for concurrent use (it only reads results).
+// Compare is CompareTargets with TargetsHub. Safe for concurrent use.
 func Compare(w io.Writer, product, baseline string, results []*Result) error {
+	return CompareTargets(w, product, baseline, results, TargetsHub)
+}
+
+// CompareTargets writes a Markdown table that sets each figure of the
+// product's results beside the baseline's from the same run, with their
+// ratio and, where the project has one, the target from set. results may
+// hold several scenarios for each label; those whose label is neither are
+// ignored. Safe for concurrent use (it only reads results).
+func CompareTargets(w io.Writer, product, baseline string, results []*Result, set Targets) error {
 	pick := func(label, scenario string) *Result {
 		for _, r := range results {
 			if r.Label == label && r.Scenario == scenario {
@@ -69,8 +132,8 @@ func Compare(w io.Writer, product, baseline string, results []*Result) error {
 		return nil
 	}
 	var rows []row
-	add := func(measure string, get func(*Result) (float64, bool), f func(float64) string, lower bool, t *target, scenario string) {
-		rw := row{measure: measure, format: f, lowerBetter: lower, target: t}
+	add := func(measure string, get func(*Result) (float64, bool), f func(float64) string, lower bool, ts []*target, scenario string) {
+		rw := row{measure: measure, format: f, lowerBetter: lower, targets: ts}
 		if r := pick(product, scenario); r != nil {
 			rw.prod, rw.hasProd = get(r)
 		}
@@ -95,8 +158,11 @@ func Compare(w io.Writer, product, baseline string, results []*Result) error {
 			}
 			return r.Server.MetricsPerConn, r.Server.MetricsPerConn != 0
 		}
-		add(fmt.Sprintf("idle %d conns: server RSS per connection", n), server, bytesF, true,
-			&target{1000, false, "≤ 1,000 B"}, "idle")
+		var rssTarget []*target
+		if set == TargetsHub {
+			rssTarget = []*target{{1000, false, false, "≤ 1,000 B"}}
+		}
+		add(fmt.Sprintf("idle %d conns: server RSS per connection", n), server, bytesF, true, rssTarget, "idle")
 		add("idle: connections open at the end", func(r *Result) (float64, bool) {
 			if r.Idle == nil {
 				return 0, false
@@ -141,22 +207,20 @@ func Compare(w io.Writer, product, baseline string, results []*Result) error {
 		for _, s := range ref.Fanout.Steps {
 			get := step(s.Rate, s.Messages)
 			name := fmt.Sprintf("fan-out %d subs × %g msg/s (%d msgs)", subs, s.Rate, s.Messages)
-			var p99t, dpst *target
-			switch {
-			case subs == 5000 && s.Rate == 10:
-				p99t = &target{30e6, false, "p99 ≤ 30 ms"}
-			case subs == 5000 && s.Rate == 50:
-				p99t = &target{60e6, false, "p99 ≤ 60 ms"}
-			case subs == 5000 && s.Rate == 500 && s.Messages == 200:
-				p99t = &target{250e6, false, "p99 ≤ 250 ms"}
-				dpst = &target{1.2e6, true, "≥ 1.2 M deliveries/s"}
-			}
+			cpuT, p99t, achT, dpst := fanoutTargets(set, subs, s.Rate, s.Messages)
 			// A server whose publish call blocks slows its own publisher
 			// down; its latencies are then measured at a lower rate than
 			// asked, so the achieved rate is shown next to them.
 			add(name+": publisher's achieved msg/s", func(r *Result) (float64, bool) {
 				return pick2(get(r), func(st *Step) float64 { return st.AchievedRate })
-			}, Count, false, nil, "fanout")
+			}, Count, false, achT, "fanout")
+			add(name+": server CPU per delivery", func(r *Result) (float64, bool) {
+				st := get(r)
+				if st == nil || st.ServerCPUPerDelivery == 0 {
+					return 0, false
+				}
+				return st.ServerCPUPerDelivery, true
+			}, nsF, true, cpuT, "fanout")
 			add(name+": p50", func(r *Result) (float64, bool) {
 				st := get(r)
 				return pick2(st, func(st *Step) float64 { return float64(st.Latency.P50) })
@@ -260,10 +324,13 @@ func Compare(w io.Writer, product, baseline string, results []*Result) error {
 			}
 			ratio = fmt.Sprintf("%.2f× (%s)", r.prod/r.base, better)
 		}
-		verdict := ""
+		var verdicts []string
 		if r.hasProd {
-			verdict = r.target.verdict(r.prod)
+			for _, t := range r.targets {
+				verdicts = append(verdicts, t.verdict(r.prod, r.base, r.hasBs))
+			}
 		}
+		verdict := strings.Join(verdicts, "; ")
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", r.measure, cell(r.prod, r.hasProd), cell(r.base, r.hasBs), ratio, verdict)
 	}
 	_, err := io.WriteString(w, b.String())

@@ -113,6 +113,9 @@ func Human(w io.Writer, r *Result) error {
 				i+1, s.Rate, s.Messages, s.Published, s.AchievedRate, s.PublishErrors, s.Delivered, s.Expected,
 				s.Lost, s.Dup, s.OutOfOrder, Count(s.DeliveriesPerSec))
 			fmt.Fprintf(&b, "          latency %s\n", pcts(s.Latency))
+			if s.ServerCPUSeconds > 0 {
+				fmt.Fprintf(&b, "          server CPU %.2fs = %.0f ns per delivery\n", s.ServerCPUSeconds, s.ServerCPUPerDelivery)
+			}
 		}
 	}
 	if c := r.Churn; c != nil {

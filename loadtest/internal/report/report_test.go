@@ -93,6 +93,52 @@ func TestCompare(t *testing.T) {
 	}
 }
 
+// TestCompareFloorTargets checks the ratio goals: pushd's CPU per
+// delivery and p99 against the floor's at 10 msg/s, and against the hub at
+// 50 msg/s and in the burst.
+func TestCompareFloorTargets(t *testing.T) {
+	withSteps := func(label string, steps ...Step) *Result {
+		r := fanoutResult(label, 1e6, 1)
+		r.Fanout.Steps = steps
+		return r
+	}
+	step := func(rate float64, msgs int, achieved float64, p99 int64, dps, cpuNs float64) Step {
+		return Step{Rate: rate, Messages: msgs, AchievedRate: achieved, Delivered: 1e6, DeliveriesPerSec: dps,
+			Latency: Summarise(histOf(p99)), ServerCPUSeconds: cpuNs * 1e6 / 1e9, ServerCPUPerDelivery: cpuNs}
+	}
+	results := []*Result{
+		withSteps("pushd", step(10, 200, 10, 20e6, 5e4, 1100), step(50, 500, 48, 30e6, 2.5e5, 900), step(500, 200, 500, 50e6, 2e6, 500)),
+		withSteps("floor", step(10, 200, 10, 25e6, 5e4, 1000), step(50, 500, 50, 30e6, 2.5e5, 1000), step(500, 200, 500, 60e6, 1e6, 1000)),
+		withSteps("refhub", step(10, 200, 10, 40e6, 5e4, 9000), step(50, 500, 40, 50e6, 2e5, 9000), step(500, 200, 40, 90e6, 2e5, 9000)),
+	}
+	var floor, hub bytes.Buffer
+	if err := CompareTargets(&floor, "pushd", "floor", results, TargetsFloor); err != nil {
+		t.Fatal(err)
+	}
+	if err := CompareTargets(&hub, "pushd", "refhub", results, TargetsHub); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"| fan-out 5000 subs × 10 msg/s (200 msgs): server CPU per delivery | 1100 ns | 1000 ns | 1.10× (lower is better) | ≤ 1.15× the floor: met |",
+		"| fan-out 5000 subs × 10 msg/s (200 msgs): p99 | 20.0ms | 25.0ms | 0.80× (lower is better) | ≤ the floor's: met |",
+		"| fan-out 5000 subs × 50 msg/s (500 msgs): p99 | 30.0ms | 30.0ms | 1.00× (lower is better) |  |",
+	} {
+		if !strings.Contains(floor.String(), want) {
+			t.Errorf("floor comparison lacks %q:\n%s", want, floor.String())
+		}
+	}
+	for _, want := range []string{
+		"| fan-out 5000 subs × 50 msg/s (500 msgs): publisher's achieved msg/s | 48 | 40 | 1.20× (higher is better) | ≥ 95% of 50 msg/s: met |",
+		"| fan-out 5000 subs × 50 msg/s (500 msgs): p99 | 30.0ms | 50.0ms | 0.60× (lower is better) | p99 ≤ 60 ms: met; ≤ 0.5× the hub's: **missed** by 20% |",
+		"| fan-out 5000 subs × 500 msg/s (200 msgs): deliveries/s | 2.00M | 200.0k | 10.00× (higher is better) | ≥ 1.2 M deliveries/s: met; ≥ 2× the hub's: met |",
+		"| fan-out 5000 subs × 10 msg/s (200 msgs): server CPU per delivery | 1100 ns | 9000 ns | 0.12× (lower is better) |  |",
+	} {
+		if !strings.Contains(hub.String(), want) {
+			t.Errorf("hub comparison lacks %q:\n%s", want, hub.String())
+		}
+	}
+}
+
 func TestHumanAndHTML(t *testing.T) {
 	r := fanoutResult("pushd<script>", 25e6, 50000)
 	r.Errors = map[string]int64{"eof": 2, "refused": 5}

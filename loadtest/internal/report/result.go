@@ -163,6 +163,13 @@ type Step struct {
 	DeliveriesPerSec float64 `json:"deliveries_per_s"`
 	Latency          Latency `json:"latency"`
 	PublishCall      Latency `json:"publish_call"`
+	// ServerCPUSeconds is the CPU time (user + system, all threads) the
+	// server process (--server-pid) used from the step's first publish
+	// until its deliveries had arrived or the drain timed out;
+	// ServerCPUPerDelivery divides it by Delivered, in nanoseconds. Both
+	// are 0 when no server PID was given.
+	ServerCPUSeconds     float64 `json:"server_cpu_s,omitempty"`
+	ServerCPUPerDelivery float64 `json:"server_cpu_per_delivery_ns,omitempty"`
 }
 
 // Churn is the churn scenario's outcome.

@@ -308,6 +308,20 @@ func (r *run) serverMem(ctx context.Context) memSample {
 	return m
 }
 
+// serverCPU returns the server process's CPU time so far, or -1 if no
+// server PID was given or it cannot be read.
+func (r *run) serverCPU() time.Duration {
+	if r.cfg.ServerPID == 0 {
+		return -1
+	}
+	d, err := procstat.CPU(r.cfg.ServerPID)
+	if err != nil {
+		r.countError("server_pid_unreadable")
+		return -1
+	}
+	return d
+}
+
 // serverReport compares two samples taken around open connections.
 func (r *run) serverReport(before, after memSample, open int64) *report.ServerMemory {
 	if r.cfg.ServerPID == 0 && r.cfg.MetricsURL == "" {

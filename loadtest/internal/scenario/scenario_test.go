@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -246,6 +247,7 @@ func testFanoutCounts(t *testing.T, h target) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := h.config(Fanout)
 			c.Conns, c.Rates, c.Messages, c.Size = 40, []float64{200, 1000}, []int{20, 40}, 300
+			c.ServerPID = os.Getpid() // the server runs in this process
 			tc.edit(&c)
 			var framesBefore int64
 			if h.name == "pushd" {
@@ -267,6 +269,12 @@ func testFanoutCounts(t *testing.T, h target) {
 				}
 				if s.Published != int64(c.Messages[k]) || s.Latency.N != uint64(want) || s.DeliveriesPerSec <= 0 {
 					t.Errorf("step %d: published %d, %d latency samples, %v deliveries/s", k, s.Published, s.Latency.N, s.DeliveriesPerSec)
+				}
+				// Server CPU is read at 10 ms resolution, so a short step may
+				// show none; whatever it shows is per delivery consistently.
+				if perDeliv := s.ServerCPUSeconds * 1e9 / float64(s.Delivered); s.ServerCPUSeconds < 0 ||
+					math.Abs(s.ServerCPUPerDelivery-perDeliv) > 1e-6*perDeliv {
+					t.Errorf("step %d: server CPU %vs, %v ns per delivery", k, s.ServerCPUSeconds, s.ServerCPUPerDelivery)
 				}
 			}
 			if len(res.Errors) != 0 {

@@ -56,6 +56,7 @@ func (r *run) fanout(ctx context.Context) error {
 	type stepRun struct {
 		start    int64 // wall clock of the first publish, Unix ns
 		pubCalls *hist.Hist
+		cpu      time.Duration // server CPU over the step, -1 if unknown
 	}
 	var runs []stepRun
 	seq := make([]int64, len(c.Topics))
@@ -67,8 +68,9 @@ func (r *run) fanout(ctx context.Context) error {
 		}
 		published := make([]int64, len(c.Topics))
 		calls := &hist.Hist{}
+		cpuBefore := r.serverCPU()
 		start := time.Now()
-		runs = append(runs, stepRun{start: start.UnixNano(), pubCalls: calls})
+		runs = append(runs, stepRun{start: start.UnixNano(), pubCalls: calls, cpu: -1})
 		var buf []byte
 		for i := 0; i < st.Messages && err == nil; i++ {
 			if err = sleep(ctx, time.Until(start.Add(time.Duration(float64(i)/st.Rate*1e9)))); err != nil {
@@ -108,6 +110,9 @@ func (r *run) fanout(ctx context.Context) error {
 		if err == nil {
 			err = r.drain(ctx, k, st.Expected, pubEnd)
 		}
+		if cpuAfter := r.serverCPU(); cpuBefore >= 0 && cpuAfter >= 0 {
+			runs[k].cpu = cpuAfter - cpuBefore
+		}
 	}
 	final := r.finalStats()
 	r.harnessMemory(hBefore, final)
@@ -124,6 +129,12 @@ func (r *run) fanout(ctx context.Context) error {
 		st.PublishCall = report.Summarise(runs[k].pubCalls)
 		if got.LastRecv > runs[k].start {
 			st.DeliveriesPerSec = float64(got.Unique) / time.Duration(got.LastRecv-runs[k].start).Seconds()
+		}
+		if cpu := runs[k].cpu; cpu >= 0 {
+			st.ServerCPUSeconds = cpu.Seconds()
+			if st.Delivered > 0 {
+				st.ServerCPUPerDelivery = float64(cpu.Nanoseconds()) / float64(st.Delivered)
+			}
 		}
 	}
 	r.res.Errors = r.errorsOf(final)

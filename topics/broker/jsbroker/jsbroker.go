@@ -515,3 +515,16 @@ func (b *Broker) Close() {
 		b.vol.Close()
 	})
 }
+
+var _ broker.Mailboxes = (*Broker)(nil)
+
+// OpenMailbox implements broker.Mailboxes with the natsbroker.Broker of
+// the volatile topics: mailboxes have no history.
+func (b *Broker) OpenMailbox(name string, h broker.MailHandler) (broker.Mailbox, error) {
+	return b.vol.OpenMailbox(name, h)
+}
+
+// Request implements broker.Mailboxes (OpenMailbox).
+func (b *Broker) Request(name string, req []byte, timeout time.Duration, done func(reply []byte, err error)) error {
+	return b.vol.Request(name, req, timeout, done)
+}

@@ -1,7 +1,9 @@
 // Package natsbroker is the core-NATS implementation of broker.Broker: one
 // NATS subscription per topic with local interest, so the NATS cluster
 // routes each message only to the nodes that want it, and a few worker
-// goroutines that hand the messages to the topic registry.
+// goroutines that hand the messages to the topic registry. It also
+// implements broker.Mailboxes (mailbox.go): point-to-point requests to a
+// named mailbox on whichever node opened it, with NATS request/reply.
 //
 // Core NATS delivers at most once: messages published while the node is
 // disconnected, or dropped because a worker fell behind, are lost (and
@@ -13,8 +15,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -61,6 +65,15 @@ type Broker struct {
 	closeOnce sync.Once
 	closed    atomic.Bool
 	subs      atomic.Int64 // NATS subscriptions made and not yet unsubscribed
+
+	// flushMu guards waiters and flushing: PublishWait callers waiting for
+	// the next flush, and whether a flush goroutine is running.
+	flushMu  sync.Mutex
+	waiters  []chan error
+	flushing bool
+	flushes  atomic.Int64 // round trips made for PublishWait callers
+
+	mail *mailboxes // broker.Mailboxes (mailbox.go)
 }
 
 // partition is one worker, its channel and the subscriptions that feed it.
@@ -101,6 +114,9 @@ func New(nc *nats.Conn, cfg Config) (*Broker, error) {
 	if err := codec.ValidTopic(cfg.Prefix); err != nil {
 		return nil, fmt.Errorf("natsbroker: prefix: %w", err)
 	}
+	if strings.HasPrefix(cfg.Prefix+".", MailboxSubjectRoot+".") {
+		return nil, fmt.Errorf("natsbroker: prefix %q: %s is reserved for mailboxes", cfg.Prefix, MailboxSubjectRoot)
+	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = DefaultWorkers
 	}
@@ -123,6 +139,7 @@ func New(nc *nats.Conn, cfg Config) (*Broker, error) {
 			sinks: make(map[*nats.Subscription]broker.Sink),
 		}
 	}
+	b.mail = newMailboxes(b, cfg.Prefix, cfg.Workers)
 	b.wg.Add(len(b.parts))
 	for _, p := range b.parts {
 		go b.work(p)
@@ -220,19 +237,75 @@ func (b *Broker) Publish(topic string, data []byte) error {
 }
 
 // PublishWait implements broker.Broker: it buffers every message, then
-// flushes, so a nil error means the NATS server has received them all
-// (core NATS gives no stronger guarantee: no offsets, no storage).
+// waits for a flush (a PING/PONG round trip with the server) sent after
+// them, so a nil error means the NATS server has received them all. Core
+// NATS gives no stronger guarantee: no offsets, no storage, and subscribers
+// that are disconnected miss the message.
+//
+// Concurrent callers share round trips: while one flush is in flight, the
+// callers that arrive wait together for the next one, so N concurrent
+// publishers cost about one round trip each time, not N.
 func (b *Broker) PublishWait(ctx context.Context, msgs []broker.Outgoing) ([]broker.Ack, error) {
 	for _, m := range msgs {
 		if err := b.Publish(m.Topic, m.Data); err != nil {
 			return nil, err
 		}
 	}
-	if err := b.nc.FlushWithContext(ctx); err != nil {
+	if err := b.flush(ctx); err != nil {
 		return nil, fmt.Errorf("natsbroker: flush: %w", err)
 	}
 	return make([]broker.Ack, len(msgs)), nil
 }
+
+// flushTimeout bounds one shared round trip; each caller's ctx bounds its
+// own wait.
+const flushTimeout = 10 * time.Second
+
+// flush waits for a round trip that starts after the call, sharing it with
+// every other caller that joined before it started.
+func (b *Broker) flush(ctx context.Context) error {
+	done := make(chan error, 1)
+	b.flushMu.Lock()
+	b.waiters = append(b.waiters, done)
+	if !b.flushing {
+		b.flushing = true
+		go b.flushLoop()
+	}
+	b.flushMu.Unlock()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// flushLoop makes round trips while callers wait: each one takes every
+// caller that is waiting when it starts (their messages are all in the
+// connection's buffer ahead of the PING) and answers all of them. It runs
+// on its own goroutine, at most one at a time.
+func (b *Broker) flushLoop() {
+	for {
+		b.flushMu.Lock()
+		waiting := b.waiters
+		b.waiters = nil
+		if len(waiting) == 0 {
+			b.flushing = false
+			b.flushMu.Unlock()
+			return
+		}
+		b.flushMu.Unlock()
+		b.flushes.Add(1)
+		err := b.nc.FlushTimeout(flushTimeout)
+		for _, done := range waiting {
+			done <- err // buffered: a caller that gave up does not block us
+		}
+	}
+}
+
+// Flushes returns how many round trips PublishWait callers have shared
+// since New. Any goroutine.
+func (b *Broker) Flushes() int64 { return b.flushes.Load() }
 
 // History implements broker.Broker: core NATS keeps no history.
 func (b *Broker) History(context.Context, broker.HistoryRequest) (broker.HistoryResult, error) {
@@ -286,6 +359,7 @@ func (b *Broker) Close() {
 			}
 			p.mu.Unlock()
 		}
+		b.mail.close()
 		close(b.done)
 		b.wg.Wait()
 	})

@@ -62,7 +62,9 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 var (
 	dConnections      = desc("pushd_connections", "Open connections (accepted by an endpoint, not yet closed).")
 	dAccepted         = desc("pushd_connections_accepted_total", "TCP connections accepted.")
-	dUpgrades         = desc("pushd_upgrades_total", "Request heads accepted by an endpoint (WebSocket: successful upgrades).")
+	dUpgrades         = desc("pushd_upgrades_total", "Requests whose endpoint took the connection over (WebSocket upgrades, SSE streams).")
+	dHTTPRequests     = desc("pushd_http_requests_total", "HTTP requests answered without taking the connection over (static files).")
+	dIdleCloses       = desc("pushd_http_idle_closes_total", "Kept-alive HTTP connections closed after --keep-alive-timeout of silence.")
 	dHandshakeFail    = desc("pushd_handshake_failures_total", "Connections that did not complete the handshake, by reason.", "reason")
 	dMessagesReceived = desc("pushd_messages_received_total", "Complete data messages received from clients.")
 	dCommands         = desc("pushd_commands_total", "Protocol commands handled.")
@@ -101,7 +103,7 @@ var (
 )
 
 var all = []*prometheus.Desc{
-	dConnections, dAccepted, dUpgrades, dHandshakeFail, dMessagesReceived, dCommands, dCommandErrors,
+	dConnections, dAccepted, dUpgrades, dHTTPRequests, dIdleCloses, dHandshakeFail, dMessagesReceived, dCommands, dCommandErrors,
 	dRateLimited, dPingsSent, dCloses, dLimitRejections, dAuthFailures, dForbidden, dClientPublishes,
 	dTopics, dSubscriptions, dNATSSubs, dMessagesIn, dEncoded, dEncodings, dHandoffs, dDeliveries,
 	dFramesWritten, dWritevCalls, dDropped, dReconnects, dConnected, dBrokerRequests, dLatency,
@@ -131,6 +133,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(dConnections, m.Open.Load())
 	counter(dAccepted, m.Accepted.Load())
 	counter(dUpgrades, m.Upgrades.Load())
+	counter(dHTTPRequests, m.Requests.Load())
+	counter(dIdleCloses, m.IdleTimeouts.Load())
 	counter(dHandshakeFail, m.HandshakeRejected.Load(), "rejected")
 	counter(dHandshakeFail, m.HandshakeTimeouts.Load(), "timeout")
 	counter(dMessagesReceived, m.MessagesIn.Load())

@@ -89,6 +89,8 @@ func TestMetricsOutput(t *testing.T) {
 		"pushd_connections":                   dto.MetricType_GAUGE,
 		"pushd_connections_accepted_total":    dto.MetricType_COUNTER,
 		"pushd_upgrades_total":                dto.MetricType_COUNTER,
+		"pushd_http_requests_total":           dto.MetricType_COUNTER,
+		"pushd_http_idle_closes_total":        dto.MetricType_COUNTER,
 		"pushd_handshake_failures_total":      dto.MetricType_COUNTER,
 		"pushd_messages_received_total":       dto.MetricType_COUNTER,
 		"pushd_commands_total":                dto.MetricType_COUNTER,

@@ -1,13 +1,14 @@
 // The demo page in headless Chromium (Debian's, driven by puppeteer-core),
-// served by pushd itself on its WebSocket port: it connects, shows pushes
-// published over HTTP, publishes through the client, survives a pushd
-// restart, and is photographed.
+// served by pushd itself on its WebSocket port: pushd.js and the page come
+// with their caching headers, the page shows pushd's own demo ticker live,
+// shows pushes published over HTTP, publishes through the client, survives
+// a pushd restart, and is photographed.
 //
 // CHROMIUM names the browser (default /usr/bin/chromium). The screenshot
 // goes to PUSHD_DEMO_SCREENSHOT when set (docs/img/demo.png is made that
-// way), else to a temporary file. PUSHD_WEB_DEV=1 serves cmd/pushd/web from
-// a local static server instead, for working on the page without pushd's
-// static serving.
+// way), else to a temporary file. PUSHD_WEB_DEV=1 loads the page from a
+// local static server serving cmd/pushd/web instead, for working on the
+// page without rebuilding pushd.
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readFileSync } from "node:fs";
@@ -52,26 +53,27 @@ test("demo page: live pushes, publish, survives a pushd restart, screenshot", as
   const p = await Pushd.start(["--client-publish"]);
   cleanup.push(() => p.kill());
 
+  // pushd serves the client and the demo page (--insecure turns --demo on).
+  const js = await fetch(p.origin + "/pushd.js");
+  assert.equal(js.status, 200);
+  assert.match(js.headers.get("content-type"), /^text\/javascript/);
+  assert.equal(js.headers.get("cache-control"), "no-cache");
+  const etag = js.headers.get("etag");
+  assert.match(etag, /^"[\w-]+"$/, "a strong ETag for revalidation");
+  assert.equal(await js.text(), readFileSync(join(WEB_DIR, "pushd.js"), "utf8"), "the embedded file is the one in the tree");
+  assert.equal((await fetch(p.origin + "/pushd.js", { headers: { "If-None-Match": etag } })).status, 304);
+  const index = await fetch(p.origin + "/");
+  assert.equal(index.status, 200);
+  assert.match(index.headers.get("content-type"), /^text\/html/);
+  assert.equal(await index.text(), readFileSync(join(WEB_DIR, "index.html"), "utf8"));
+  assert.equal((await fetch(p.origin + "/no-such-file")).status, 404);
+  assert.equal((await fetch(p.origin + "/pushd.js", { method: "POST", body: "x" })).status, 405);
+
   let origin = p.origin;
   let query = "";
-  const js = await fetch(p.origin + "/pushd.js");
-  if (js.status === 400 || js.status === 404) {
-    // 400 and 404 are what a pushd without static serving answers.
-    if (process.env.PUSHD_WEB_DEV !== "1") {
-      t.skip(`pushd answers GET /pushd.js with ${js.status}: static serving is not built in yet`);
-      return;
-    }
+  if (process.env.PUSHD_WEB_DEV === "1") {
     origin = await devServer();
     query = "?ws=" + encodeURIComponent(p.wsURL);
-  } else {
-    assert.equal(js.status, 200);
-    assert.match(js.headers.get("content-type"), /^text\/javascript/);
-    assert.ok(js.headers.get("etag"), "an ETag for caching");
-    assert.equal(await js.text(), readFileSync(join(WEB_DIR, "pushd.js"), "utf8"), "the embedded file is the one in the tree");
-    const page = await fetch(p.origin + "/");
-    assert.equal(page.status, 200);
-    assert.match(page.headers.get("content-type"), /^text\/html/);
-    assert.equal((await fetch(p.origin + "/no-such-file")).status, 404);
   }
 
   const browser = await puppeteer.launch({
@@ -103,11 +105,14 @@ test("demo page: live pushes, publish, survives a pushd restart, screenshot", as
   // The page's subscriptions are live on the server before anything is published.
   await until("two subscriptions", async () => (await p.metric("pushd_subscriptions")) === 2);
 
-  // Pushes published over HTTP reach the ticker and the log.
-  const prices = [96950, 96990, 96970, 97020, 97010, 97060, 97040, 97110, 97090, 97150, 97130, 97180];
-  for (const price of prices) await p.publish("demo.ticker", { symbol: "BTC", price });
-  await until("the last price", async () => (await text("#price")) === "BTC 97,180");
-  assert.match(await text("#delta"), /▲ 50/);
+  // pushd's demo ticker is live: a price a second, without anyone
+  // publishing, drawn as a sparkline.
+  const sparkPoints = () => page.$eval("#spark-line", (el) => el.getAttribute("points").split(" ").filter(Boolean).length);
+  await until("the demo ticker's prices", async () => /^BTC \d{1,3}(,\d{3})*(\.\d+)?$/.test(await text("#price")) && (await sparkPoints()) >= 3);
+  assert.match(await text("#delta"), /^[▲▼] [\d,.]+$/);
+  assert.match(await logText(), /demo\.ticker #\d+ \{"symbol":"BTC","price":\d+(\.\d+)?\}/);
+
+  // Pushes published over HTTP reach the log.
   await p.publish("demo.chat", { text: "hello from curl" });
   await until("the chat message in the log", async () => (await logText()).includes("hello from curl"));
 
@@ -123,11 +128,14 @@ test("demo page: live pushes, publish, survives a pushd restart, screenshot", as
   await until("a new session", async () => (await text("#state")) === "connected" && (await text("#session")) !== session);
   assert.match(await logText(), /disconnected \(close 1006, retrying in \d+\.\d s\)/);
   await until("subscriptions restored", async () => (await p.metric("pushd_subscriptions")) === 2);
-  for (const price of [97160, 97210, 97240, 97200, 97260, 97310]) await p.publish("demo.ticker", { symbol: "BTC", price });
-  await until("a price after the restart", async () => (await text("#price")) === "BTC 97,310");
+  // The restarted pushd's ticker keeps the sparkline moving.
+  const before = await sparkPoints();
+  await until("ticks after the restart", async () => (await sparkPoints()) >= Math.min(before + 3, 60));
   await p.publish("demo.chat", { text: "still here after a restart" });
   await until("the chat after the restart", async () => (await logText()).includes("still here after a restart"));
 
+  // A few more ticks, so the picture shows a ticker that has run a while.
+  await until("a longer sparkline", async () => (await sparkPoints()) >= 12, 20000);
   const shot = process.env.PUSHD_DEMO_SCREENSHOT || join(mkdtempSync(join(tmpdir(), "pushd-shot-")), "demo.png");
   await page.screenshot({ path: shot });
   assert.ok(readFileSync(shot).length > 10000, "a real picture");

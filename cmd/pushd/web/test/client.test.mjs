@@ -2,7 +2,6 @@
 // with the ws package as the WebSocket. Run by cmd/pushd/web_test.go.
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import net from "node:net";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,7 +11,7 @@ import {
   PushdClient, PushdError, TimeoutError, QueueFullError, ClosedError, ConnectionError, DisconnectedError,
   reconnectDelay, isTerminalClose,
 } from "../pushd.js";
-import { Pushd, pushdHas, signJWT, sleep, waitFor, nextEvent, countingClock, seededRandom } from "./helpers.mjs";
+import { Pushd, Proxy, pushdHas, signJWT, sleep, waitFor, nextEvent, countingClock, seededRandom } from "./helpers.mjs";
 
 const clients = [];
 const servers = [];
@@ -406,36 +405,6 @@ test("close codes: which are terminal", () => {
 });
 
 // ------------------------------------------------------------------ durable
-
-/** Proxy is a TCP relay between clients and pushd that can cut every
- * connection, as a network drop would, while pushd keeps running. */
-class Proxy {
-  constructor(target) {
-    this.target = target;
-    this.sockets = new Set();
-    this.server = net.createServer((down) => {
-      const up = net.connect(target, "127.0.0.1");
-      for (const s of [down, up]) {
-        this.sockets.add(s);
-        s.on("close", () => this.sockets.delete(s));
-        s.on("error", () => {});
-      }
-      down.pipe(up).pipe(down);
-      down.on("close", () => up.destroy());
-      up.on("close", () => down.destroy());
-    });
-  }
-  listen() {
-    return new Promise((r) => this.server.listen(0, "127.0.0.1", () => r(this.server.address().port)));
-  }
-  cut() {
-    for (const s of this.sockets) s.destroy();
-  }
-  close() {
-    this.cut();
-    this.server.close();
-  }
-}
 
 test("durable topic: resume across dropped connections with no loss and no duplicate", async (t) => {
   if (!pushdHas("history")) {

@@ -3,6 +3,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { createHmac } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
+import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -206,4 +207,34 @@ export function seededRandom(seed) {
   };
   random.draws = draws;
   return random;
+}
+
+/** Proxy is a TCP relay between clients and pushd that can cut every
+ * connection, as a network drop would, while pushd keeps running. */
+export class Proxy {
+  constructor(target) {
+    this.target = target;
+    this.sockets = new Set();
+    this.server = net.createServer((down) => {
+      const up = net.connect(target, "127.0.0.1");
+      for (const s of [down, up]) {
+        this.sockets.add(s);
+        s.on("close", () => this.sockets.delete(s));
+        s.on("error", () => {});
+      }
+      down.pipe(up).pipe(down);
+      down.on("close", () => up.destroy());
+      up.on("close", () => down.destroy());
+    });
+  }
+  listen() {
+    return new Promise((r) => this.server.listen(0, "127.0.0.1", () => r(this.server.address().port)));
+  }
+  cut() {
+    for (const s of this.sockets) s.destroy();
+  }
+  close() {
+    this.cut();
+    this.server.close();
+  }
 }
