@@ -2,7 +2,6 @@ package topics
 
 import (
 	"context"
-	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -479,17 +478,21 @@ func (d *durable) serve(c *catchUp) bool {
 	return true
 }
 
-// covers reports whether the chain holds everything after offset x, and
-// the index of the first message after it.
+// covers reports whether the chain holds everything of the topic after
+// position x, and the index of the first message after it. The chain is
+// every message of the topic in (base, head] (or in [chain[0], head] when
+// base is unknown), so any x in that range is covered, whether or not it
+// is one of the topic's own offsets: the offsets of a history are shared
+// by all its topics, and a position means "everything stored after it".
 func (d *durable) covers(x uint64) (int, bool) {
-	if d.baseOK && x == d.base {
-		return 0, true
+	lo, ok := d.base, d.baseOK
+	if !ok && len(d.chain) > 0 {
+		lo, ok = d.chain[0].offset, true
 	}
-	i := sort.Search(len(d.chain), func(i int) bool { return d.chain[i].offset > x })
-	if i > 0 && d.chain[i-1].offset == x {
-		return i, true
+	if !ok || x < lo || x > d.head {
+		return 0, false
 	}
-	return 0, false
+	return sort.Search(len(d.chain), func(i int) bool { return d.chain[i].offset > x }), true
 }
 
 // fetch starts the history read for the waiting catch-ups, from the lowest
@@ -549,12 +552,15 @@ func (d *durable) fetchDone(from uint64, res broker.HistoryResult, err error) {
 			continue
 		}
 		x := c.since.Offset
-		idx, inRun := -1, false
-		if x == from && res.Continuous {
-			idx, inRun = 0, true
-		} else if j, ok := slices.BinarySearchFunc(run, x, func(m *Message, x uint64) int { return cmpUint(m.offset, x) }); ok {
-			idx, inRun = j+1, true
+		// The read covers every position from lo to last: from itself
+		// when continuous, otherwise from its first message on (one of
+		// the topic's messages at or before the position is stored).
+		lo, covered := from, res.Continuous
+		if !covered && len(run) > 0 {
+			lo, covered = run[0].offset, true
 		}
+		inRun := covered && x >= lo && x <= last
+		idx := sort.Search(len(run), func(i int) bool { return run[i].offset > x })
 		switch {
 		case inRun:
 			replay := run[idx:]
@@ -579,15 +585,18 @@ func (d *durable) fetchDone(from uint64, res broker.HistoryResult, err error) {
 				continue
 			}
 			again = append(again, c) // a hole between the read and the chain
-		case x == from:
+		case x < from:
+			again = append(again, c)
+		case x < lo || !covered:
+			// What followed the position is gone from the history.
 			d.resolve(c, codec.ReasonTrimmed, nil, d.head)
-		case x > last && res.More, x < from:
+		case x > last && res.More:
 			again = append(again, c)
 		case x > last && x <= d.head && !(d.baseOK && x >= d.base):
 			again = append(again, c) // maybe in messages the cache has dropped
 		default:
-			// Not a message the history holds: trimmed, or never a message
-			// of this topic in this epoch.
+			// Beyond what the history held when read: not a position of
+			// this history.
 			d.resolve(c, codec.ReasonTrimmed, nil, d.head)
 		}
 	}
@@ -604,32 +613,34 @@ func (d *durable) fetchDone(from uint64, res broker.HistoryResult, err error) {
 }
 
 // joinFront puts the messages of a history read in front of the chain
-// where they connect to it: the chain's base is the read's start (a
-// continuous read) or one of its messages. Each message it keeps gets a
-// reference of the chain's. mu held.
+// where they connect to it: the read covers every position from its start
+// (from, when continuous; otherwise its first message) to its last
+// message, and the chain's lowest covered position falls in that range.
+// Each message it keeps gets a reference of the chain's. mu held.
 func (d *durable) joinFront(run []*Message, from uint64, continuous bool) {
-	if !d.baseOK || d.capLen <= 0 || len(run) == 0 {
+	if d.capLen <= 0 || len(run) == 0 {
 		return
 	}
-	k, ok := slices.BinarySearchFunc(run, d.base, func(m *Message, x uint64) int { return cmpUint(m.offset, x) })
-	if !ok {
-		return
-	}
-	front, newBase := run[:k+1], from
+	lo, front := from, run
 	if !continuous {
-		front, newBase = run[1:k+1], run[0].offset
+		lo, front = run[0].offset, run[1:]
 	}
-	if len(front) == 0 {
+	cb, ok := d.base, d.baseOK
+	if !ok && len(d.chain) > 0 {
+		cb, ok = d.chain[0].offset, true
+	}
+	if !ok || cb < lo || cb > run[len(run)-1].offset {
 		return
 	}
-	joined := make([]*Message, 0, len(front)+len(d.chain))
-	joined = append(retainAll(joined, front), d.chain...)
-	for _, m := range front {
+	k := sort.Search(len(front), func(i int) bool { return front[i].offset > cb })
+	joined := make([]*Message, 0, k+len(d.chain))
+	joined = append(retainAll(joined, front[:k]), d.chain...)
+	for _, m := range front[:k] {
 		d.chainBytes += len(m.data)
 		d.ts.hub.cacheMessages.Add(1)
 		d.ts.hub.cacheBytes.Add(int64(len(m.data)))
 	}
-	d.chain, d.base = joined, newBase
+	d.chain, d.base, d.baseOK = joined, lo, true
 }
 
 // resolve sends a catch-up's outcome to its subscription's shard: reason
@@ -675,14 +686,4 @@ func releaseAll(ms []*Message) {
 	for _, m := range ms {
 		m.Release()
 	}
-}
-
-func cmpUint(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

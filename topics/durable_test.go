@@ -900,3 +900,51 @@ func TestDurableRelease(t *testing.T) {
 		return st.MessagesLive == 0 && st.CacheMessages == 0 && st.DurableTopics == 0
 	})
 }
+
+// TestResumeAtSharedOffset: offsets are shared by the topics of one
+// history, so a position taken from another topic of the same stream (an
+// SSE stream's Last-Event-ID names one topic) resumes a topic after that
+// point: from the cache, and from the history.
+func TestResumeAtSharedOffset(t *testing.T) {
+	ns := startJS(t)
+	nc := connect(t, ns)
+	h, b := newDurableHub(t, nc, jsbroker.Config{History: userHistory(1000)}, Config{})
+	pub := connect(t, ns)
+	loop := newTestLoop(t)
+	shard := h.NewShard(loop)
+	keeper := newDrec(t, loop)
+	keeper.resume(t, shard, Want{Topic: "user.b"})
+	keeper.waitDone(t)
+	waitEstablished(t, h, "user.b")
+	// a and b interleave: a's offsets fall between b's.
+	for i := range 6 {
+		publishTo(t, pub, b, "user.b", i, 1)
+		publishTo(t, pub, b, "user.a", i, 1)
+	}
+	bs, as := storedOffsets(t, b, "user.b"), storedOffsets(t, b, "user.a")
+	keeper.waitPushes(t, 6)
+	epoch := keeper.pushes(t)[0].Epoch
+	pos := as[2] // between b's third and fourth message
+	wantB := after(bs, pos)
+	for _, tc := range []struct {
+		name, topic string
+		want        []uint64
+		first       int
+	}{
+		{"from the cache", "user.b", wantB, 3},
+		{"from the history", "user.a", after(as, bs[4]), 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := pos
+			if tc.topic == "user.a" {
+				p = bs[4] // a's interest is new: the node reads the history
+			}
+			r := newDrec(t, loop)
+			r.resume(t, shard, Want{Topic: tc.topic, Since: &codec.Position{Offset: p, Epoch: epoch}})
+			if recs := r.waitDone(t); !recs[0].Recovered {
+				t.Fatalf("outcome %+v", recs)
+			}
+			checkRun(t, r.waitPushes(t, len(tc.want)), tc.want, tc.first)
+		})
+	}
+}

@@ -389,3 +389,52 @@ func TestDurablePersonalTopic(t *testing.T) {
 		}
 	}
 }
+
+// TestDurableSSEResume: an SSE stream's durable pushes carry an event id
+// naming their position; a stream that reconnects with it in
+// Last-Event-ID (as EventSource does) first gets an ok saying the topic
+// recovered, then exactly what it missed, then the live pushes. A topic of
+// another history pattern on the same stream starts live (epoch_changed).
+func TestDurableSSEResume(t *testing.T) {
+	n := durableNode(t)
+	s := dialSSE(t, n, "/sse?topics=user.s,tick.x")
+	if m := s.read(); m.Type != "welcome" {
+		t.Fatalf("first event %+v", m)
+	}
+	waitFor(t, "the history state", func() bool { return n.hub.Stats().DurableTopics == 2 })
+	time.Sleep(100 * time.Millisecond) // the first position lookups (?topics= does not wait for them)
+	offs := publishN(t, n, "user.s", 0, 3)
+	var lastID string
+	for i, off := range offs {
+		ev, err := s.next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m msg
+		if err := json.Unmarshal([]byte(ev.data), &m); err != nil || m.Offset != off || m.Epoch == "" ||
+			ev.id != fmt.Sprintf("user.s:%s:%d", m.Epoch, off) || string(m.Data) != fmt.Sprintf(`{"n":%d}`, i) {
+			t.Fatalf("event %d: id %q data %s (%v)", i, ev.id, ev.data, err)
+		}
+		lastID = ev.id
+	}
+	s.c.Close()
+	missed := publishN(t, n, "user.s", 3, 5)
+
+	s2 := dialSSE(t, n, "/sse?topics=user.s,tick.x", "Last-Event-ID: "+lastID)
+	if m := s2.read(); m.Type != "welcome" {
+		t.Fatalf("first event %+v", m)
+	}
+	ok := s2.read()
+	if ok.Type != "ok" || !ok.Recovered["user.s"] || ok.Recovered["tick.x"] || ok.Reasons["tick.x"] != "epoch_changed" {
+		t.Fatalf("outcome %+v", ok)
+	}
+	for i, off := range missed {
+		if m := s2.read(); m.Offset != off || string(m.Data) != fmt.Sprintf(`{"n":%d}`, 3+i) {
+			t.Fatalf("replayed %d: %+v", i, m)
+		}
+	}
+	live := publishN(t, n, "user.s", 8, 1)
+	if m := s2.read(); m.Offset != live[0] {
+		t.Fatalf("live push %+v", m)
+	}
+}

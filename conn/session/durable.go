@@ -135,7 +135,8 @@ func (s *Session) resume(e *Env, p Peer, id []byte, names []string, since map[st
 	}
 	s.wait(e)
 	xs, err := e.shard.Resume(p, wants, func(recs []codec.Recovery) {
-		if p.Open() {
+		// Without an id (StartAt), only outcomes are worth a message.
+		if p.Open() && (id != nil || len(recs) > 0) {
 			e.send(p, codec.AppendSubscribeOK(e.buf(), id, recs))
 		}
 		// The replay is delivered right after this returns: the commands

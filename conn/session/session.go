@@ -131,6 +131,34 @@ func (s *Session) Start(e *Env, p Peer, id Identity, rawQuery string) (expires u
 	return expires
 }
 
+// StartAt is Start for a client that reconnects naming a position in one
+// history (SSE's Last-Event-ID): the topics of rawQuery that keep a
+// history resume after pos (a topic whose history has another epoch gets
+// epoch_changed and starts live, like the topics without history). When
+// the outcomes are known, an ok without id carries "recovered" and
+// "reasons" (docs/protocol.md §3a), before any replayed message. Errors go
+// to the client as error messages without an id.
+func (s *Session) StartAt(e *Env, p Peer, id Identity, rawQuery string, pos codec.Position) (expires uint64) {
+	expires = s.Start(e, p, id, "")
+	if rawQuery == "" || !p.Open() {
+		return expires
+	}
+	names, perr := TopicsFromQuery(rawQuery)
+	if perr == nil && len(names) > 0 {
+		since := make(map[string]codec.Position)
+		for _, t := range names {
+			if codec.ValidTopic(t) == nil && e.shard != nil && e.shard.Hub().Durable(t) {
+				since[t] = pos
+			}
+		}
+		perr = s.resume(e, p, nil, names, since)
+	}
+	if perr != nil {
+		e.replyError(p, nil, perr)
+	}
+	return expires
+}
+
 // Begin begins the session without any v1 message, for transports that
 // speak another protocol over it (Socket.IO): it fills the command budget,
 // records the identity (nil: anonymous) and subscribes an authenticated

@@ -149,12 +149,13 @@ type HistoryResult struct {
 	Messages []Message
 	// Epoch names the history the offsets belong to.
 	Epoch string
-	// Continuous reports that nothing is missing between After and
-	// Messages[0]: the history still holds the message at After (or After
-	// is 0). Messages[0].Prev is then After. When false, messages after
-	// After may have been removed (expired or pushed out by newer ones)
-	// before the first one returned, or After was never a message of the
-	// topic.
+	// Continuous reports that nothing of the topic stored after After has
+	// been removed, so Messages[0] is the first message after After: the
+	// history still holds a message of the topic at or before After (its
+	// oldest messages go first), or After is 0. Messages[0].Prev is then
+	// After. When false, messages after After may have been removed
+	// (expired or pushed out by newer ones) before the first one returned,
+	// or After is beyond the end of the history.
 	Continuous bool
 	// More reports that messages after the last returned one exist and
 	// Limit cut the answer short.

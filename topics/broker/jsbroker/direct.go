@@ -94,6 +94,7 @@ type directRequest struct {
 	NextBy    string   `json:"next_by_subj,omitempty"`
 	Batch     int      `json:"batch,omitempty"`
 	MultiLast []string `json:"multi_last,omitempty"`
+	UpToSeq   uint64   `json:"up_to_seq,omitempty"` // multi_last only
 }
 
 // directGet sends one batch or multi_last direct get to st and collects
@@ -166,10 +167,9 @@ func (b *Broker) lastOffsets(st *stream, subs []*dsub) (map[string]uint64, error
 }
 
 // History implements broker.Broker with batch direct gets: from the
-// message at req.After (asked for too, to prove that nothing after it was
-// removed: retention removes a subject's oldest messages first, so if it
-// is still stored, so is everything after it) up to req.Limit messages
-// after it.
+// message at req.After (asked for too: if it is still stored, so is
+// everything after it, since retention removes a subject's oldest messages
+// first; otherwise continuous decides) up to req.Limit messages after it.
 func (b *Broker) History(ctx context.Context, req broker.HistoryRequest) (broker.HistoryResult, error) {
 	st := b.match(req.Topic)
 	if st == nil {
@@ -221,20 +221,11 @@ func (b *Broker) history(ctx context.Context, st *stream, topic string, after ui
 			lastSeq = got[len(got)-1].Offset
 		}
 		if firstRound && after > 0 {
-			switch {
-			case len(got) > 0 && got[0].Offset == after:
-				res.Continuous = true
+			if res.Continuous, err = b.continuous(ctx, st, subject, after, got); err != nil {
+				return res, err
+			}
+			if len(got) > 0 && got[0].Offset == after {
 				got = got[1:]
-			case len(got) == 0:
-				// Nothing at or after after: trimmed, or a replica that has
-				// not caught up with it. Ask the leader.
-				stored, err := b.leaderHas(ctx, st, subject, after)
-				if err != nil {
-					return res, err
-				}
-				if stored {
-					return res, errStaleReplica
-				}
 			}
 		}
 		out = append(out, got...)
@@ -259,6 +250,51 @@ func (b *Broker) history(ctx context.Context, st *stream, topic string, after ui
 	}
 	res.Messages = out
 	return res, nil
+}
+
+// continuous reports whether nothing of the topic stored after position
+// after has been removed, given the first messages the history holds at or
+// after it (got). Retention removes a subject's oldest messages first, so
+// the answer is yes when the topic still has a message at or before after:
+// the message at after itself (the common case, no request), or an older
+// one (one multi_last request). A position beyond the end of the history
+// is no position of it: no.
+func (b *Broker) continuous(ctx context.Context, st *stream, subject string, after uint64, got []broker.Message) (bool, error) {
+	if len(got) > 0 && got[0].Offset == after {
+		return true, nil
+	}
+	if len(got) == 0 {
+		// Nothing at or after it: trimmed, beyond the end, or a replica
+		// that has not caught up with it. Ask the leader.
+		stored, err := b.leaderHas(ctx, st, subject, after)
+		if err != nil {
+			return false, err
+		}
+		if stored {
+			return false, errStaleReplica
+		}
+		last, err := b.lastSeq(ctx, st)
+		if err != nil {
+			return false, err
+		}
+		if after > last {
+			return false, nil
+		}
+	}
+	msgs, _, err := b.directGet(ctx, st, directRequest{MultiLast: []string{subject}, UpToSeq: after}, 1)
+	return len(msgs) > 0, err
+}
+
+// lastSeq returns the stream's last sequence, from the leader.
+func (b *Broker) lastSeq(ctx context.Context, st *stream) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.RequestTimeout)
+	defer cancel()
+	b.requests.Add(1)
+	s, err := b.js.Stream(ctx, st.name)
+	if err != nil {
+		return 0, fmt.Errorf("jsbroker: stream info: %w", err)
+	}
+	return s.CachedInfo().State.LastSeq, nil
 }
 
 // storedMessages converts direct-get answers into broker messages.

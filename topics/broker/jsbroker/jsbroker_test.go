@@ -363,8 +363,10 @@ func TestHistory(t *testing.T) {
 	check(broker.HistoryRequest{Topic: "user.1", After: 13}, nil, true, false)
 	// 3 was pushed out by newer messages: trimmed.
 	check(broker.HistoryRequest{Topic: "user.1", After: 3}, []uint64{5, 7, 9, 11, 13}, false, false)
-	// 8 is user.2's: not a message of user.1.
-	check(broker.HistoryRequest{Topic: "user.1", After: 8}, []uint64{9, 11, 13}, false, false)
+	// 8 is user.2's, and user.1 still has 7: a position like any other.
+	check(broker.HistoryRequest{Topic: "user.1", After: 8}, []uint64{9, 11, 13}, true, false)
+	// 4 is user.2's, and user.1's messages before it (1, 3) are gone.
+	check(broker.HistoryRequest{Topic: "user.1", After: 4}, []uint64{5, 7, 9, 11, 13}, false, false)
 	// Beyond the end of the history.
 	check(broker.HistoryRequest{Topic: "user.1", After: 99}, nil, false, false)
 	check(broker.HistoryRequest{Topic: "user.7"}, nil, true, false)
