@@ -57,21 +57,46 @@ func BenchmarkFanoutDeflate(b *testing.B) {
 	}{{"100B", small}, {"2KB", []byte(book.String())}} {
 		for _, on := range []bool{false, true} {
 			name := fmt.Sprintf("payload=%s/compression=%v", size.name, on)
-			b.Run(name, func(b *testing.B) { benchFanoutWith(b, 1, 5000, 1, size.payload, on) })
+			b.Run(name, func(b *testing.B) { benchFanoutWith(b, 1, 5000, 1, fanoutOpts{payload: size.payload, deflate: on}) })
 		}
 	}
 }
 
-func benchFanout(b *testing.B, topics, subsPerTopic, loops int) {
-	payload := []byte(`{"price":12345.67,"sym":"BTC-USD","pad":"` + strings.Repeat("x", 40) + `"}`)
-	benchFanoutWith(b, topics, subsPerTopic, loops, payload, false)
+// BenchmarkFanoutDurable is BenchmarkFanout's 1 × 5,000 and 100 × 50
+// shapes on one loop with durable topics: the embedded server's JetStream
+// stores every message (file storage) and republishes it to the node,
+// which checks it continues the topic's history, caches it, and sends it
+// with its offset and epoch. Run together with BenchmarkFanout, the
+// server-ns/deliv ratio is durability's cost per delivery.
+func BenchmarkFanoutDurable(b *testing.B) {
+	for _, shape := range []struct{ topics, subs int }{{1, 5000}, {100, 50}} {
+		name := fmt.Sprintf("topics=%d/subs=%d/loops=1", shape.topics, shape.subs)
+		b.Run(name, func(b *testing.B) {
+			benchFanoutWith(b, shape.topics, shape.subs, 1, fanoutOpts{history: "fan.>:100000"})
+		})
+	}
 }
 
-func benchFanoutWith(b *testing.B, topics, subsPerTopic, loops int, payload []byte, deflate bool) {
-	n := startNode(b, loops, conn.Config{MaxOutbound: 8 << 20}, ws.Config{Compression: deflate})
+func benchFanout(b *testing.B, topics, subsPerTopic, loops int) {
+	benchFanoutWith(b, topics, subsPerTopic, loops, fanoutOpts{})
+}
+
+// fanoutOpts are the variations of the fan-out benchmark.
+type fanoutOpts struct {
+	payload []byte // the published message; nil: the 100-byte ticker JSON
+	deflate bool   // permessage-deflate on the server, offered by the clients
+	history string // --history's value for durable topics; "": none
+}
+
+func benchFanoutWith(b *testing.B, topics, subsPerTopic, loops int, o fanoutOpts) {
+	payload := o.payload
+	if payload == nil {
+		payload = []byte(`{"price":12345.67,"sym":"BTC-USD","pad":"` + strings.Repeat("x", 40) + `"}`)
+	}
+	n := startNodeWith(b, loops, conn.Config{MaxOutbound: 8 << 20}, ws.Config{Compression: o.deflate}, o.history)
 	total := topics * subsPerTopic
 	var env []string
-	if deflate {
+	if o.deflate {
 		env = append(env, "BENCH_DEFLATE=1")
 	}
 	cl := startClients(b, n.srv.Addr(), "/ws?topics=fan.%d", total, topics, env...)
@@ -118,7 +143,7 @@ func benchFanoutWith(b *testing.B, topics, subsPerTopic, loops int, payload []by
 	if w := m0.Writevs.Load() - writevs0; w > 0 {
 		b.ReportMetric(float64(m0.FramesOut.Load()-frames0)/float64(w), "frames/writev")
 	}
-	if deflate {
+	if o.deflate {
 		in, out, skipped := pushes.In.Load()-in0, pushes.Out.Load()-out0, pushes.Skipped.Load()-skip0
 		if skipped > 0 || in == 0 {
 			b.Logf("%d of %d pushes went uncompressed", skipped, b.N)

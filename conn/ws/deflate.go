@@ -35,6 +35,10 @@ var DeflateFormat = topics.NewFormat("ws-v1-deflate", func(dst []byte, m *topics
 // appendPushJSON appends the v1 push JSON of m: the payload of both push
 // formats.
 func appendPushJSON(dst []byte, m *topics.Message) []byte {
+	if m.Offset() != 0 {
+		// A durable topic's push carries its position in the history.
+		return codec.AppendPushAt(dst, m.Topic(), m.Seq(), m.Offset(), m.Epoch(), m.Data())
+	}
 	return codec.AppendPush(dst, m.Topic(), m.Seq(), m.Data())
 }
 

@@ -559,7 +559,8 @@ func (w *Conn) Closed(c *conn.Conn) {
 }
 
 // PushFormat is the v1 push as one WebSocket text frame (RFC 6455 §5.6):
-// the JSON of codec.AppendPush, encoded once per message and shared by every
+// the JSON of codec.AppendPush, or of codec.AppendPushAt (with offset and
+// epoch) on a durable topic, encoded once per message and shared by every
 // WebSocket subscriber on every loop.
 var PushFormat = topics.NewFormat("ws-v1", func(dst []byte, m *topics.Message) ([]byte, int) {
 	at := len(dst)

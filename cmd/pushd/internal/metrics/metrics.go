@@ -93,7 +93,14 @@ var (
 	dDropped          = desc("pushd_dropped_total", "Messages or pushes dropped, by reason.", "reason")
 	dReconnects       = desc("pushd_nats_reconnects_total", "Reconnects of the broker's NATS connection.")
 	dConnected        = desc("pushd_nats_connected", "1 when the broker's NATS connection is up.")
-	dBrokerRequests   = desc("pushd_broker_requests_total", "History requests made to the broker (JetStream).")
+	dBrokerRequests   = desc("pushd_broker_requests_total", "Requests made to the broker other than publishes (JetStream: history reads, position and epoch checks).")
+	dDurableTopics    = desc("pushd_durable_topics", "Durable topics (with history) that have local subscribers.")
+	dResumes          = desc("pushd_resumes_total", "Subscriptions resumed from a position on a durable topic, by how: from the node's cache at once, or after a history read.", "source")
+	dHistoryReads     = desc("pushd_history_reads_total", "History reads made by the hub, by purpose: resume (one read serves every resume waiting for it) or repair (a gap in the live stream).", "purpose")
+	dHistoryLosses    = desc("pushd_history_losses_total", "Live-stream gaps the history could no longer fill, and history replacements (epoch changes); each closes the topic's local subscribers with 4003.")
+	dHistoryDups      = desc("pushd_history_duplicates_total", "Live messages of durable topics dropped because a repair had already delivered them.")
+	dCacheMessages    = desc("pushd_history_cache_messages", "Messages in the per-topic caches of durable topics.")
+	dCacheBytes       = desc("pushd_history_cache_bytes", "Payload bytes in the per-topic caches of durable topics.")
 	dLatency          = desc("pushd_delivery_latency_seconds", "From a message's arrival from the broker to the end of the event-loop batch that wrote it to its local subscribers.")
 	dPerWritev        = desc("pushd_pushes_per_writev", "Pushes written per writev call.")
 	dPublishLatency   = desc("pushd_http_publish_duration_seconds", "POST /v1/publish handling time, until the broker confirmed the messages.")
@@ -109,6 +116,8 @@ var all = []*prometheus.Desc{
 	dTopics, dSubscriptions, dNATSSubs, dMessagesIn, dEncoded, dEncodings, dHandoffs, dDeliveries,
 	dFramesWritten, dWritevCalls, dDropped, dReconnects, dConnected, dBrokerRequests, dLatency,
 	dPerWritev, dPublishLatency, dDeflateIn, dDeflateOut, dDeflateSkipped, dInflated,
+	dDurableTopics, dResumes, dHistoryReads, dHistoryLosses, dHistoryDups,
+	dCacheMessages, dCacheBytes,
 }
 
 // Describe implements prometheus.Collector.
@@ -146,6 +155,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(dCloses, m.SlowConsumers.Load(), "slow_consumer")
 	counter(dCloses, m.ProtocolErrors.Load(), "protocol_error")
 	counter(dCloses, sm.TokenExpired.Load(), "token_expired")
+	counter(dCloses, m.HistoryLost.Load(), "history_lost")
 	counter(dLimitRejections, m.RejectedGlobal.Load(), "global")
 	counter(dLimitRejections, m.RejectedPerIP.Load(), "ip")
 	counter(dLimitRejections, m.RejectedRate.Load(), "rate")
@@ -184,6 +194,16 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(dConnected, connected)
 	counter(dBrokerRequests, st.BrokerRequests)
+	gauge(dDurableTopics, st.DurableTopics)
+	counter(dResumes, st.CatchUpsCached, "cache")
+	counter(dResumes, st.CatchUps-st.CatchUpsCached, "read")
+	counter(dHistoryReads, st.CatchUpReads, "resume")
+	counter(dHistoryReads, st.Repairs, "repair")
+	counter(dHistoryLosses, st.Losses)
+	counter(dHistoryDups, st.Duplicates)
+	counter(dDropped, st.HeldDropped, "held")
+	gauge(dCacheMessages, st.CacheMessages)
+	gauge(dCacheBytes, st.CacheBytes)
 	hist(dLatency, st.Latency)
 	if c.src.PublishLatency != nil {
 		hist(dPublishLatency, c.src.PublishLatency.Snapshot())
