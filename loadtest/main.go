@@ -13,6 +13,7 @@
 //	loadtest fanout --conns 5000 --rate 10,50 --messages 200,500 --size 100
 //	loadtest churn  --rate 500 --duration 10s --lifetime 1s --storm 2000
 //	loadtest compare --product pushd --baseline refhub results/*.json
+//	loadtest probe  --url http://127.0.0.1:8080/pushd.js --for 10s
 //
 // The defaults target pushd on this host: ws://127.0.0.1:8080/ws with
 // ?topics={{topic}}, and POST http://127.0.0.1:8081/v1/publish. Any other
@@ -57,6 +58,9 @@ const usage = `usage:
   loadtest churn  [flags]   connections opening and closing at a rate, then a reconnect storm
   loadtest compare --product NAME --baseline NAME [--targets hub|floor|none] result.json...
                             Markdown table of two servers' results with ratios
+  loadtest probe [--url U] [--for 10s] [--every 5ms]
+                            latency of plain HTTP requests to a server another run loads
+                            (on pushd's WebSocket port: the event loop's responsiveness)
   loadtest worker           (internal) a child worker speaking JSON lines on stdin/stdout
 
 Run "loadtest idle -h" for the flags.
@@ -77,6 +81,8 @@ func main() {
 		err = worker.Serve(os.Stdin, os.Stdout)
 	case "compare":
 		err = compare(os.Args[2:])
+	case "probe":
+		err = probe(os.Args[2:])
 	case scenario.Idle, scenario.Fanout, scenario.Churn:
 		os.Exit(runScenario(cmd, os.Args[2:]))
 	case "-h", "-help", "--help", "help":

@@ -307,6 +307,12 @@ func (c *Config) checkFanout() error {
 	return fmt.Errorf("unknown publisher %q (want http, nats or ws)", c.Publisher)
 }
 
+// CheckURL checks that raw, given with flag, names a host that resolves to
+// loopback addresses only (unless AllowRemote). Any goroutine.
+func (c *Config) CheckURL(ctx context.Context, flag, raw string) error {
+	return c.checkURL(ctx, flag, raw)
+}
+
 func (c *Config) checkURL(ctx context.Context, flag, raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
