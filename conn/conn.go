@@ -236,13 +236,15 @@ func (c *Conn) Writable() bool {
 	return c.state <= StateOpen && c.flags&flagCloseReq == 0
 }
 
-// Write writes p if the connection is writable, applies the slow-consumer
-// policy, and reports whether the connection is still usable. p may be
-// reused when Write returns. Loop goroutine only.
+// Write writes p if the connection is writable, after any pushes still
+// queued for it (a flush in progress), applies the slow-consumer policy,
+// and reports whether the connection is still usable. p may be reused when
+// Write returns. Loop goroutine only.
 func (c *Conn) Write(p []byte) bool {
 	if !c.Writable() {
 		return false
 	}
+	c.l.writeQueued(c)
 	if _, err := c.tr.Write(p); err != nil || c.state == StateClosed {
 		return false
 	}
@@ -250,12 +252,14 @@ func (c *Conn) Write(p []byte) bool {
 }
 
 // Writev writes bs with one writev(2) (through the loop's allocation-free
-// path) if the connection is writable, applies the slow-consumer policy,
+// path) if the connection is writable, after any pushes still queued for
+// it, applies the slow-consumer policy,
 // and reports whether the connection is still usable. Loop goroutine only.
 func (c *Conn) Writev(bs [][]byte) bool {
 	if !c.Writable() {
 		return false
 	}
+	c.l.writeQueued(c)
 	n := 0
 	for _, b := range bs {
 		n += len(b)
@@ -389,8 +393,9 @@ func (c *Conn) Deliver(m *topics.Message) {
 	c.l.queue(c, m.BytesOf(c.format))
 }
 
-// Push queues p, which must stay valid until the loop's next Flush, for
-// writing with the connection's next batch of pushes. Loop goroutine only.
+// Push queues p, which must stay valid until the loop's flush in progress
+// completes (Loop.FlushFor reports true), for writing with the
+// connection's next batch of pushes. Loop goroutine only.
 func (c *Conn) Push(p []byte) {
 	if c.Open() {
 		c.l.queue(c, p)

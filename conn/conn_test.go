@@ -182,6 +182,64 @@ func TestFlushBatchesPerConnection(t *testing.T) {
 	}
 }
 
+// FlushFor writes connection after connection and stops when its budget
+// is spent (here at once, with the clock read after every connection: one
+// connection per call). Pushes queued in
+// between go after a connection's earlier ones, and a direct write to a
+// connection whose pushes are still queued writes them first, so every
+// connection sees its bytes in the order they were queued or written.
+func TestFlushForInSlices(t *testing.T) {
+	defer func(n int) { flushClockEvery = n }(flushClockEvery)
+	flushClockEvery = 1
+	l, _ := newLineLoop(Config{}, &lineProto{})
+	open := func() (*Conn, *memTransport) {
+		tr := &memTransport{}
+		c := l.Open(tr)
+		c.Feed([]byte(upgradeReq))
+		tr.out.Reset()
+		return c, tr
+	}
+	a, ta := open()
+	b, tb := open()
+	c, tc := open()
+	a.Push([]byte("a0"))
+	b.Push([]byte("b0"))
+	c.Push([]byte("c0"))
+	if l.FlushFor(0) {
+		t.Fatal("FlushFor(0) wrote three connections in one call")
+	}
+	if ta.out.String() != "a0" || tb.out.Len() != 0 || tc.out.Len() != 0 {
+		t.Fatalf("after one slice: a %q b %q c %q", ta.out.String(), tb.out.String(), tc.out.String())
+	}
+	a.Push([]byte("a1")) // a was written in this flush: queued again, after c
+	c.Push([]byte("c1")) // c was not: joins its queue
+	if !b.Write([]byte("B")) {
+		t.Fatal("direct write failed")
+	}
+	if tb.out.String() != "b0B" {
+		t.Fatalf("b got %q: its queued push must precede a direct write", tb.out.String())
+	}
+	calls := 1
+	for !l.FlushFor(0) {
+		calls++
+		if calls > 10 {
+			t.Fatal("FlushFor(0) never finished")
+		}
+	}
+	if ta.out.String() != "a0a1" || tb.out.String() != "b0B" || tc.out.String() != "c0c1" {
+		t.Fatalf("a %q b %q c %q", ta.out.String(), tb.out.String(), tc.out.String())
+	}
+	if len(tc.writevs) != 1 {
+		t.Fatalf("c's two pushes went out in %d writevs, want 1", len(tc.writevs))
+	}
+	// The outbox is empty again: a full Flush has nothing to write.
+	ta.out.Reset()
+	l.Flush()
+	if ta.out.Len() != 0 || len(l.dirty) != 0 || len(l.out) != 1 {
+		t.Fatalf("after the flush completed: wrote %q, %d dirty, %d nodes", ta.out.String(), len(l.dirty), len(l.out)-1)
+	}
+}
+
 func lens(v [][]int) []int {
 	out := make([]int, len(v))
 	for i := range v {

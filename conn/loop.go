@@ -65,6 +65,7 @@ type Loop struct {
 	iov2     [2][]byte   // response head and body for one writev
 	out      []outNode   // queued pushes, linked per connection; out[0] is unused
 	dirty    []*Conn     // connections with queued pushes
+	flushAt  int         // dirty[:flushAt] are written: a FlushFor ran out of time there
 	iov      [][]byte    // writev scratch
 	// lagging holds the connections whose backlog is over MaxOutbound:
 	// their lowest backlog so far and the tick it was reached. Usually
@@ -83,6 +84,11 @@ type outNode struct {
 	b    []byte
 	next int32
 }
+
+// flushClockEvery is how many connections FlushFor writes between two
+// looks at the clock: a writev costs microseconds, the clock tens of
+// nanoseconds. A variable for tests.
+var flushClockEvery = 8
 
 // maxIovec is the most buffers one writev may take (Linux IOV_MAX).
 const maxIovec = 1024
@@ -282,38 +288,43 @@ func (l *Loop) queue(c *Conn, b []byte) {
 	c.qtail = i
 }
 
-// Flush writes every push queued since the last Flush, one writev per
-// connection (at most maxIovec frames per call), and applies the
-// slow-consumer policy. The queued bytes must stay valid until Flush
-// returns; after it they are no longer referenced. Loop goroutine only.
-func (l *Loop) Flush() {
+// Flush writes every push queued since the last complete flush, one writev
+// per connection (at most maxIovec frames per call), and applies the
+// slow-consumer policy. The queued bytes are no longer referenced when it
+// returns. Loop goroutine only.
+func (l *Loop) Flush() { l.FlushFor(math.MaxInt64) }
+
+// FlushFor is Flush bounded in time: it writes the queued pushes of one
+// connection after another until every connection's are written, and
+// reports true, or until budget has passed, and reports false. It writes at
+// least one connection per call, so repeated calls always finish. Pushes
+// queued between two calls are written in order after a connection's
+// earlier ones, in the same flush. The queued bytes must stay valid until a
+// call reports true (a Flush, or a direct write to a connection, may
+// complete part of the work in between). Loop goroutine only.
+func (l *Loop) FlushFor(budget time.Duration) bool {
 	var frames, calls int64
-	for i, c := range l.dirty {
+	start := time.Now()
+	i := l.flushAt
+	// The length is read on every iteration: a write that closes one
+	// connection must not lose a later one's pushes.
+	for ; i < len(l.dirty); i++ {
+		if n := i - l.flushAt; n > 0 && n%flushClockEvery == 0 && time.Since(start) >= budget {
+			break
+		}
+		c := l.dirty[i]
 		l.dirty[i] = nil
-		head := c.qhead
-		c.qhead, c.qtail = 0, 0
-		if !c.Open() {
-			continue // closed by an earlier write in this flush
-		}
-		iov := l.iov[:0]
-		wrote := 0
-		for j := head; j != 0; j = l.out[j].next {
-			iov = append(iov, l.out[j].b)
-			wrote += len(l.out[j].b)
-			frames++
-			if len(iov) == maxIovec || l.out[j].next == 0 {
-				calls++
-				l.perWritev.Observe(float64(len(iov)))
-				_, err := l.writev(c.tr, iov)
-				clear(iov)
-				iov = iov[:0]
-				if err != nil || c.state == StateClosed || !c.checkOutbound(wrote) {
-					break
-				}
-				wrote = 0
-			}
-		}
+		f, n := l.flushConn(c)
+		frames += f
+		calls += n
 	}
+	l.metrics.FramesOut.Add(frames)
+	l.metrics.Writevs.Add(calls)
+	if i < len(l.dirty) {
+		l.flushAt = i
+		return false
+	}
+	l.flushAt = 0
 	l.dirty = l.dirty[:0]
 	clear(l.out)
 	if cap(l.out) > maxRetainedOut {
@@ -321,6 +332,47 @@ func (l *Loop) Flush() {
 	} else {
 		l.out = l.out[:1]
 	}
+	return true
+}
+
+// flushConn writes c's queued pushes, one writev per maxIovec frames, and
+// returns the frames and writev calls. c keeps its place in l.dirty; with
+// its queue empty, the flush passes over it. Loop goroutine only.
+func (l *Loop) flushConn(c *Conn) (frames, calls int64) {
+	head := c.qhead
+	c.qhead, c.qtail = 0, 0
+	if head == 0 || !c.Open() {
+		return 0, 0 // written already, or closed by an earlier write
+	}
+	iov := l.iov[:0]
+	wrote := 0
+	for j := head; j != 0; j = l.out[j].next {
+		iov = append(iov, l.out[j].b)
+		wrote += len(l.out[j].b)
+		frames++
+		if len(iov) == maxIovec || l.out[j].next == 0 {
+			calls++
+			l.perWritev.Observe(float64(len(iov)))
+			_, err := l.writev(c.tr, iov)
+			clear(iov)
+			iov = iov[:0]
+			if err != nil || c.state == StateClosed || !c.checkOutbound(wrote) {
+				break
+			}
+			wrote = 0
+		}
+	}
+	return frames, calls
+}
+
+// writeQueued writes c's queued pushes now, ahead of the rest of a flush in
+// progress, so that a direct write to c comes after them. Loop goroutine
+// only.
+func (l *Loop) writeQueued(c *Conn) {
+	if c.qhead == 0 {
+		return
+	}
+	frames, calls := l.flushConn(c)
 	l.metrics.FramesOut.Add(frames)
 	l.metrics.Writevs.Add(calls)
 }

@@ -46,10 +46,12 @@ type Server struct {
 	conns    atomic.Int64 // TCP connections between OnOpen and OnClose
 	admit    *admission
 
-	// mu guards loops; ticker reads the copy-on-write list in loopList.
+	// mu guards loops and wakers; ticker reads the copy-on-write list in
+	// loopList.
 	mu       sync.Mutex
 	loops    map[gnet.EventLoop]*loop
 	loopList atomic.Pointer[[]*loop]
+	wakers   []*net.TCPConn // the write ends of the loops' wakers, closed when the engine stops
 }
 
 // loop is one gnet event loop with pushd's state for it. It implements
@@ -61,6 +63,7 @@ type loop struct {
 	advance gnet.RunnableFunc
 	iovecs  []unix.Iovec  // writev scratch, owned by the loop goroutine
 	refused []refusedConn // 503'd connections waiting to be closed; loop goroutine
+	wk      *waker        // set on the loop goroutine once registered; nil until then
 }
 
 // Execute runs fn on the loop goroutine. Any goroutine.
@@ -71,8 +74,9 @@ func (l *loop) Execute(fn func()) error {
 	}))
 }
 
-// Flush writes the pushes queued by a drain. Loop goroutine only.
-func (l *loop) Flush() { l.env.Flush() }
+// Flush writes the pushes queued by a drain, for about budget at most, and
+// reports whether all are written. Loop goroutine only.
+func (l *loop) Flush(budget time.Duration) bool { return l.env.FlushFor(budget) }
 
 // DefaultLoops is the event-loop count for procs usable CPUs: half of
 // them, at least one. A loop spends its time in writev, and on the same
@@ -136,7 +140,13 @@ func Start(cfg Config) (*Server, error) {
 			gnet.WithLogger(gnetLogger{cfg.Logger}),
 			gnet.WithLogLevel(logging.DebugLevel),
 		)
+		s.mu.Lock()
+		for _, w := range s.wakers {
+			_ = w.Close()
+		}
+		s.wakers = nil
 		close(s.done)
+		s.mu.Unlock()
 	}()
 	select {
 	case <-s.booted:
@@ -251,6 +261,7 @@ func (s *Server) loopFor(el gnet.EventLoop) *loop {
 	s.loops[el] = l
 	list := append(append([]*loop(nil), *s.loopList.Load()...), l)
 	s.loopList.Store(&list)
+	go s.startWaker(l)
 	return l
 }
 
@@ -293,10 +304,16 @@ func (h *handler) OnBoot(eng gnet.Engine) gnet.Action {
 	return gnet.None
 }
 
-// OnOpen admits or refuses a new TCP connection. Runs on the event loop.
+// OnOpen admits or refuses a new TCP connection, or takes a loop's waker.
+// Runs on the event loop.
 func (h *handler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	s := h.s
 	l := s.loopFor(gc.EventLoop())
+	if m, ok := gc.Context().(wakerMarker); ok {
+		m.w.gc = gc
+		l.wk = m.w
+		return nil, gnet.None
+	}
 	s.conns.Add(1)
 	if s.draining.Load() { // tell the client to come back (to another node)
 		s.lastSeen.Store(time.Now().UnixNano())
@@ -343,6 +360,10 @@ func (l *loop) closeRefused(now time.Time) {
 // buffer until more arrives. Runs on the event loop.
 func (h *handler) OnTraffic(gc gnet.Conn) gnet.Action {
 	c, _ := gc.Context().(*conn.Conn)
+	if m, ok := gc.Context().(wakerMarker); ok {
+		m.w.wake()
+		return gnet.None
+	}
 	if c == nil { // refused: discard whatever the client sends
 		_, _ = gc.Discard(gc.InboundBuffered())
 		return gnet.None
@@ -364,6 +385,20 @@ func (h *handler) OnTraffic(gc gnet.Conn) gnet.Action {
 // OnClose releases the connection's state and its admission slot. Runs on
 // the event loop, possibly inside a failed Write.
 func (h *handler) OnClose(gc gnet.Conn, _ error) gnet.Action {
+	if m, ok := gc.Context().(wakerMarker); ok {
+		// The engine is stopping (or the other end failed): Later falls
+		// back to Execute. Functions still waiting run now.
+		if l := h.s.loopFor(gc.EventLoop()); l.wk == m.w {
+			l.wk = nil
+		}
+		m.w.gc = nil
+		fns := m.w.fns
+		m.w.fns = nil
+		for _, fn := range fns {
+			fn()
+		}
+		return gnet.None
+	}
 	if c, _ := gc.Context().(*conn.Conn); c != nil {
 		c.Closed()
 		h.s.admit.release(remoteIP(gc))

@@ -1,5 +1,7 @@
 package topics
 
+import "time"
+
 // Subscriber is one local subscriber of a topic: in pushd, a client
 // connection of any transport. topics knows nothing else about it.
 type Subscriber interface {
@@ -7,9 +9,9 @@ type Subscriber interface {
 	// m.Bytes(format) for the subscriber's wire format. It is called only
 	// on the goroutine of the Loop the subscription was made on, during a
 	// drain, and it must not write to a socket or change subscriptions:
-	// the Loop's Flush, called right after the drain, does the writing. m
-	// stays valid until that Flush returns; to keep it longer, call
-	// m.Retain and later m.Release.
+	// the Loop's Flush, called right after the drain's slice, does the
+	// writing. m stays valid until that Flush reports it is done; to keep
+	// it longer, call m.Retain and later m.Release.
 	Deliver(m *Message)
 }
 
@@ -19,12 +21,21 @@ type Loop interface {
 	// goroutine. It returns an error if the loop has stopped, in which case
 	// fn never runs.
 	Execute(fn func()) error
-	// Flush writes whatever the subscribers queued during a drain. topics
-	// calls it on the loop's goroutine at the end of each drain that
-	// delivered at least one message, and also in the middle of a drain that
-	// delivers a long backlog (every flushDeliveries deliveries), so what a
-	// loop holds between flushes stays bounded.
-	Flush()
+	// Later runs fn on the loop's goroutine after the loop has served the
+	// sockets that are ready by then: a drain that used up its slice
+	// hands the rest back with it. (Execute may run before them: an event
+	// loop may run its task queue to the end before it polls again.) Loop
+	// goroutine only. It returns an error if the loop has stopped.
+	Later(fn func()) error
+	// Flush writes whatever the subscribers queued during a drain, for
+	// about budget at most, and reports whether all of it is written. It
+	// must make progress on every call (write at least one subscriber's
+	// pushes), so that calling it again finishes. topics calls it on the
+	// loop's goroutine after each slice of a drain (at most
+	// flushDeliveries deliveries), and again in the next slice while it
+	// reports false; the delivered messages stay valid until it reports
+	// true.
+	Flush(budget time.Duration) (done bool)
 }
 
 // LossNotifier is implemented by Subscribers that want to know when the

@@ -37,8 +37,9 @@ func newCountLoop(b *testing.B) *countLoop {
 	return l
 }
 
-func (l *countLoop) Execute(fn func()) error { l.fns <- fn; return nil }
-func (l *countLoop) Flush()                  { l.total.Store(l.n) }
+func (l *countLoop) Execute(fn func()) error  { l.fns <- fn; return nil }
+func (l *countLoop) Later(fn func()) error    { return l.Execute(fn) }
+func (l *countLoop) Flush(time.Duration) bool { l.total.Store(l.n); return true }
 
 // do runs fn on the loop goroutine and waits for it.
 func (l *countLoop) do(fn func()) {

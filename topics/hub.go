@@ -51,6 +51,12 @@ type Config struct {
 	// MaxHistoryReads caps the Shard.History reads in flight; more get
 	// ErrBusy. Default 64.
 	MaxHistoryReads int
+
+	// DrainSlice bounds how long one drain holds its loop: past it, a drain
+	// hands the rest of its backlog (and of its flush) back to the loop,
+	// which serves its sockets, timers and other tasks before the next
+	// slice. Shorter slices interleave more and batch less. Default 5 ms.
+	DrainSlice time.Duration
 }
 
 // Defaults used for zero Config fields.
@@ -62,6 +68,7 @@ const (
 	DefaultHoldLen         = 1024
 	DefaultCatchUpTimeout  = 5 * time.Second
 	DefaultMaxHistoryReads = 64
+	DefaultDrainSlice      = 5 * time.Millisecond
 )
 
 // partitions is the number of lock stripes of the topic registry.
@@ -191,6 +198,9 @@ func New(b broker.Broker, cfg Config) (*Hub, error) {
 	}
 	if cfg.MaxHistoryReads <= 0 {
 		cfg.MaxHistoryReads = DefaultMaxHistoryReads
+	}
+	if cfg.DrainSlice <= 0 {
+		cfg.DrainSlice = DefaultDrainSlice
 	}
 	h := &Hub{broker: b, cfg: cfg, log: cfg.Logger, shardQueueLen: cfg.ShardQueueLen,
 		historyReads: make(chan struct{}, cfg.MaxHistoryReads)}

@@ -804,3 +804,76 @@ func TestDrainFlushesLongBacklogsInPieces(t *testing.T) {
 	}
 	waitIdle(t, h)
 }
+
+// A drain whose flush runs out of its slice hands the rest back to the
+// loop: a function queued behind the drain runs before the flush
+// completes, every subscriber still gets every message once and in order,
+// and no message is released while a subscriber's frame still refers to it
+// (the recorders hold frames without a reference, as a conn does).
+func TestDrainHandsBackToTheLoop(t *testing.T) {
+	ns := startNATS(t, -1)
+	nc := connect(t, ns)
+	h := newHub(t, nc, testConfig{})
+	l := newTestLoop(t)
+	s := h.NewShard(l)
+	const subs, msgs = 20, 10
+	recs := make([]*recorder, subs)
+	for i := range recs {
+		recs[i] = &recorder{loop: l, tb: t, borrow: true}
+		subscribe(t, s, recs[i], "sliced")
+	}
+	flush(t, nc)
+	block := make(chan struct{})
+	l.do(t, func() { l.partial = 50 })
+	if err := l.Execute(func() { <-block }); err != nil {
+		t.Fatal(err)
+	}
+	for i := range msgs {
+		if err := h.Publish("sliced", fmt.Appendf(nil, "%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "worker done", func() bool { return h.Stats().MessagesIn == msgs })
+	// The first message scheduled the drain: wait until it is in the
+	// loop's queue, then queue a function behind it.
+	waitFor(t, "drain queued", func() bool { return len(l.fns) == 1 })
+	committed := -1
+	if err := l.Execute(func() {
+		committed = 0
+		for _, r := range recs {
+			committed += len(r.held)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	close(block)
+	waitFor(t, "all deliveries", func() bool { return h.Stats().Deliveries == subs*msgs })
+	waitFor(t, "flush complete", func() bool {
+		var left int
+		l.do(t, func() { left = len(l.pending) })
+		return left == 0
+	})
+	var early int
+	l.do(t, func() { early = l.early })
+	if committed <= 0 || committed >= subs*msgs {
+		t.Fatalf("a function queued behind the drain saw %d of %d frames written: the drain did not hand back", committed, subs*msgs)
+	}
+	if early != 0 {
+		t.Fatalf("%d frames referred to messages the drain had already released", early)
+	}
+	if hb := h.Stats().HandBacks; hb < 1 {
+		t.Fatalf("HandBacks %d, want at least 1", hb)
+	}
+	for i, r := range recs {
+		got := r.received(t)
+		if len(got) != msgs {
+			t.Fatalf("subscriber %d got %d messages, want %d", i, len(got), msgs)
+		}
+		for j, p := range got {
+			if string(p.Data) != fmt.Sprint(j) {
+				t.Fatalf("subscriber %d: message %d is %s", i, j, p.Data)
+			}
+		}
+	}
+	waitIdle(t, h)
+}

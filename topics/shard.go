@@ -3,6 +3,7 @@ package topics
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,10 +25,13 @@ type Shard struct {
 	drainFn func()
 
 	// Owned by the loop goroutine.
-	topics map[string]*shardTopic
-	spare  []queued                  // the drain's second queue slice, reused so steady state allocates nothing
-	after  []*Message                // references to drop after the drain's next Flush (replays, held messages)
-	ext    map[*Subscription]*subExt // resume state of the subscriptions with ext set
+	topics  map[string]*shardTopic
+	spare   []queued                  // the drain's second queue slice, reused so steady state allocates nothing
+	cur     []queued                  // the queue slice being drained: delivered up to next, written up to flushed
+	next    int                       // cur[:next] are delivered
+	flushed int                       // cur[:flushed] are written and released
+	after   []*Message                // references to drop once the drain's flush completes (replays, held messages)
+	ext     map[*Subscription]*subExt // resume state of the subscriptions with ext set
 
 	// mu guards queue, scheduled and stopped. Workers take it to append; the
 	// drain takes it to swap the queue out.
@@ -38,6 +42,7 @@ type Shard struct {
 
 	// Statistics. Written by workers and the drain, read by Stats.
 	handoffs     atomic.Int64 // Loop.Execute calls that scheduled a drain
+	handBacks    atomic.Int64 // drains that ran out of their slice and handed the rest back to the loop
 	deliveries   atomic.Int64 // Subscriber.Deliver calls
 	droppedFull  atomic.Int64 // messages refused because queue was at ShardQueueLen
 	droppedStop  atomic.Int64 // messages released undelivered because the loop stopped
@@ -432,82 +437,137 @@ func (s *Shard) stop(err error) {
 	}
 }
 
-// drain delivers every queued message to the local subscribers of its topic,
-// flushes the loop once, and releases the messages. It runs on the loop
-// goroutine through Loop.Execute.
-// flushDeliveries is how many deliveries a drain queues before it asks the
-// loop to flush. At 5,000 subscribers it still lets ~50 messages share one
-// writev per socket, while bounding the loop's outbox to ~256K entries.
+// flushDeliveries is how many deliveries a drain queues before it flushes.
+// At 5,000 subscribers it still lets ~50 messages share one writev per
+// socket, while bounding the loop's outbox to ~256K entries.
 const flushDeliveries = 1 << 18
 
+// drain delivers the queued messages to the local subscribers of their
+// topics and flushes the loop, in slices: it delivers at most
+// flushDeliveries, then flushes for what is left of Config.DrainSlice, and
+// when time runs out (a flush still writing, or messages not yet
+// delivered) it hands the rest back to the loop with Later and returns,
+// so the loop serves its sockets, its timers and its other tasks, and the
+// Go scheduler its other goroutines, between slices. Messages are released
+// once the flush that wrote them completes. It runs on the loop goroutine
+// through Loop.Execute.
 func (s *Shard) drain() {
-	s.mu.Lock()
-	q := s.queue
-	s.queue = s.spare[:0]
-	s.scheduled = false
-	s.mu.Unlock()
-	s.spare = nil
+	start := time.Now()
+	slice := s.hub.cfg.DrainSlice
+	if s.flushed < s.next {
+		// A flush of delivered messages is in progress: finish it first.
+		if !s.loop.Flush(slice) {
+			s.handBack()
+			return
+		}
+		s.written()
+	}
+	if s.next == len(s.cur) {
+		s.recycle()
+		s.mu.Lock()
+		s.cur = s.queue
+		s.queue = s.spare[:0]
+		s.scheduled = false
+		s.mu.Unlock()
+		s.spare = nil
+	}
 
-	var n, pending int64
-	flush := func() {
-		s.loop.Flush()
+	var pending int64
+	for ; s.next < len(s.cur) && pending < flushDeliveries; s.next++ {
+		it := &s.cur[s.next]
+		if it.c != nil {
+			pending += s.control(it.st, it.c)
+			continue
+		}
+		// Backwards, and re-checking the length, so that a subscriber
+		// removed during the walk (which Deliver must not do, but a
+		// failing write path might) costs nobody else a delivery.
+		subs := it.st.subs
+		for j := len(subs) - 1; j >= 0; j-- {
+			if j >= len(it.st.subs) {
+				continue
+			}
+			x := it.st.subs[j]
+			if x.ext && !s.passes(x, it.m) {
+				continue
+			}
+			x.sub.Deliver(it.m)
+			pending++
+		}
+	}
+	if pending > 0 {
+		s.deliveries.Add(pending)
+	}
+	if pending > 0 || len(s.after) > 0 || s.flushed < s.next {
+		if !s.loop.Flush(max(slice-time.Since(start), 0)) {
+			s.handBack()
+			return
+		}
+		s.written()
+	}
+	if s.next < len(s.cur) {
+		s.handBack() // more of the backlog: after the loop's other work
+		return
+	}
+	s.recycle()
+}
+
+// written accounts for the messages delivered since the last complete
+// flush, now written (or queued in the transport's outbound buffer): their
+// latency from arrival, and their references. Loop goroutine only.
+func (s *Shard) written() {
+	if s.flushed == s.next && len(s.after) == 0 {
+		return
+	}
+	now := time.Now()
+	for i := s.flushed; i < s.next; i++ {
+		if m := s.cur[i].m; m != nil {
+			s.latency.Observe(now.Sub(m.arrived).Seconds())
+			m.Release()
+		}
+		s.cur[i] = queued{}
+	}
+	s.flushed = s.next
+	releaseAll(s.after)
+	clear(s.after)
+	s.after = s.after[:0]
+}
+
+// recycle keeps the fully drained queue slice as the spare. Loop goroutine
+// only.
+func (s *Shard) recycle() {
+	if s.cur != nil {
+		s.spare = s.cur[:0]
+	}
+	s.cur, s.next, s.flushed = nil, 0, 0
+}
+
+// handBack schedules the rest of a drain after the loop's next poll of its
+// sockets (Loop.Later), and yields the processor to other goroutines (the NATS client, the HTTP API,
+// another loop) in case every processor is running a loop. Loop goroutine
+// only.
+func (s *Shard) handBack() {
+	s.handBacks.Add(1)
+	if err := s.loop.Later(s.drainFn); err != nil {
+		// The loop is stopping: nothing will write what is queued.
+		for i := s.flushed; i < len(s.cur); i++ {
+			it := &s.cur[i]
+			if it.m != nil {
+				it.m.Release()
+			} else if i >= s.next {
+				releaseAll(it.c.replay) // a control item not handled: it owns its replay
+			}
+			*it = queued{}
+		}
 		releaseAll(s.after)
 		clear(s.after)
 		s.after = s.after[:0]
-		n += pending
-		pending = 0
+		s.droppedStop.Add(int64(len(s.cur) - s.next))
+		s.recycle()
+		s.stop(err)
+		return
 	}
-	for i := range q {
-		it := &q[i]
-		if it.c != nil {
-			pending += s.control(it.st, it.c)
-		} else {
-			// Backwards, and re-checking the length, so that a subscriber
-			// removed during the walk (which Deliver must not do, but a
-			// failing write path might) costs nobody else a delivery.
-			subs := it.st.subs
-			for j := len(subs) - 1; j >= 0; j-- {
-				if j >= len(it.st.subs) {
-					continue
-				}
-				x := it.st.subs[j]
-				if x.ext && !s.passes(x, it.m) {
-					continue
-				}
-				x.sub.Deliver(it.m)
-				pending++
-			}
-		}
-		// What the subscribers queue lives until Flush: flush whenever a
-		// long backlog has queued flushDeliveries, so a loop that fell
-		// behind does not hold backlog × subscribers entries at once.
-		if pending >= flushDeliveries {
-			flush()
-		}
-	}
-	if pending > 0 || len(s.after) > 0 {
-		flush()
-	}
-	if n > 0 {
-		s.deliveries.Add(n)
-	}
-	if len(q) > 0 {
-		// Every message of the batch has now been written (or queued in
-		// gnet's outbound buffer) on this loop: its latency from arrival.
-		now := time.Now()
-		for i := range q {
-			if q[i].m != nil {
-				s.latency.Observe(now.Sub(q[i].m.arrived).Seconds())
-			}
-		}
-	}
-	for i := range q {
-		if q[i].m != nil {
-			q[i].m.Release()
-		}
-		q[i] = queued{}
-	}
-	s.spare = q[:0]
+	runtime.Gosched()
 }
 
 // setExt gives x an ext entry (or returns its entry). Loop goroutine only.

@@ -33,6 +33,10 @@ type Stats struct {
 	// Handoffs counts Loop.Execute calls, one per shard per burst of
 	// messages. Deliveries/Handoffs is the batching factor.
 	Handoffs int64
+	// HandBacks counts drains that used up Config.DrainSlice and handed the
+	// rest of their backlog back to their loop: a loop that is behind, or
+	// a topic whose fan-out takes longer than one slice.
+	HandBacks int64
 	// Deliveries counts Subscriber.Deliver calls.
 	Deliveries int64
 	// MessagesLive is the number of messages not yet released by every
@@ -141,6 +145,7 @@ func (h *Hub) Stats() Stats {
 	hs := make([]*metric.Histogram, len(h.shards))
 	for i, s := range h.shards {
 		st.Handoffs += s.handoffs.Load()
+		st.HandBacks += s.handBacks.Load()
 		st.Deliveries += s.deliveries.Load()
 		st.DroppedShardQueue += s.droppedFull.Load()
 		st.DroppedLoopStopped += s.droppedStop.Load()

@@ -74,8 +74,9 @@ func (c *clock) TickOf(t time.Time) uint64   { return uint64(t.Sub(c.zero) / c.t
 // drains the queue.
 type loop struct{ fns []func() }
 
-func (l *loop) Execute(fn func()) error { l.fns = append(l.fns, fn); return nil }
-func (l *loop) Flush()                  {}
+func (l *loop) Execute(fn func()) error  { l.fns = append(l.fns, fn); return nil }
+func (l *loop) Later(fn func()) error    { return l.Execute(fn) }
+func (l *loop) Flush(time.Duration) bool { return true }
 
 type ident struct {
 	sub string

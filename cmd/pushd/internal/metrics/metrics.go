@@ -87,6 +87,7 @@ var (
 	dEncoded          = desc("pushd_messages_encoded_total", "Messages dispatched to local subscribers; each is encoded at most once per wire format.")
 	dEncodings        = desc("pushd_encodings_total", "Message encodings built, by wire format.", "format")
 	dHandoffs         = desc("pushd_loop_handoffs_total", "Hand-offs of message batches to event loops.")
+	dHandBacks        = desc("pushd_loop_drain_handbacks_total", "Drains that used up their time slice (5 ms) and handed the rest of their backlog back to their event loop.")
 	dDeliveries       = desc("pushd_deliveries_total", "Pushes queued to subscribers.")
 	dFramesWritten    = desc("pushd_frames_written_total", "Pushes written to sockets.")
 	dWritevCalls      = desc("pushd_writev_calls_total", "writev calls made to write pushes.")
@@ -113,7 +114,7 @@ var (
 var all = []*prometheus.Desc{
 	dConnections, dAccepted, dUpgrades, dHTTPRequests, dIdleCloses, dHandshakeFail, dMessagesReceived, dCommands, dCommandErrors,
 	dRateLimited, dPingsSent, dCloses, dLimitRejections, dAuthFailures, dForbidden, dClientPublishes,
-	dTopics, dSubscriptions, dNATSSubs, dMessagesIn, dEncoded, dEncodings, dHandoffs, dDeliveries,
+	dTopics, dSubscriptions, dNATSSubs, dMessagesIn, dEncoded, dEncodings, dHandoffs, dHandBacks, dDeliveries,
 	dFramesWritten, dWritevCalls, dDropped, dReconnects, dConnected, dBrokerRequests, dLatency,
 	dPerWritev, dPublishLatency, dDeflateIn, dDeflateOut, dDeflateSkipped, dInflated,
 	dDurableTopics, dResumes, dHistoryReads, dHistoryLosses, dHistoryDups,
@@ -181,6 +182,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(dEncodings, f.Encodings(), f.Name())
 	}
 	counter(dHandoffs, st.Handoffs)
+	counter(dHandBacks, st.HandBacks)
 	counter(dDeliveries, st.Deliveries)
 	counter(dDropped, st.DroppedNoTopic, "no_topic")
 	counter(dDropped, st.DroppedBroker, "nats_slow")

@@ -109,6 +109,7 @@ func TestMetricsOutput(t *testing.T) {
 		"pushd_messages_encoded_total":        dto.MetricType_COUNTER,
 		"pushd_encodings_total":               dto.MetricType_COUNTER,
 		"pushd_loop_handoffs_total":           dto.MetricType_COUNTER,
+		"pushd_loop_drain_handbacks_total":    dto.MetricType_COUNTER,
 		"pushd_deliveries_total":              dto.MetricType_COUNTER,
 		"pushd_frames_written_total":          dto.MetricType_COUNTER,
 		"pushd_writev_calls_total":            dto.MetricType_COUNTER,
