@@ -45,6 +45,14 @@ type Drainer interface {
 	CloseAll(code codec.StatusCode, reason string)
 }
 
+// Flusher is an Endpoint that queues pushes outside the loop's outbox
+// (Engine.IO polling sessions answer a held poll with what they queued):
+// the loop calls Flush at the end of its own Flush, after a drain of
+// pushes, when subscribers may change again. Loop goroutine only.
+type Flusher interface {
+	Flush()
+}
+
 // Route is one entry of the endpoint table: requests for Path go to the
 // endpoint New builds for each event loop. Paths match exactly, without the
 // query string.

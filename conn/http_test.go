@@ -397,16 +397,18 @@ func TestHTTPDrain(t *testing.T) {
 
 // hookEP is an endpoint with timers and drain state of its own.
 type hookEP struct {
-	ticks  []uint64
-	drains []codec.StatusCode
+	ticks   []uint64
+	drains  []codec.StatusCode
+	flushes int
 }
 
 func (h *hookEP) Serve(*Conn, *codec.HTTPRequest, []byte) *codec.HTTPError { return nil }
 func (h *hookEP) Advance(now uint64)                                       { h.ticks = append(h.ticks, now) }
 func (h *hookEP) CloseAll(code codec.StatusCode, _ string)                 { h.drains = append(h.drains, code) }
+func (h *hookEP) Flush()                                                   { h.flushes++ }
 
-// Endpoints that implement Ticker and Drainer get the loop's ticks and its
-// graceful stop; Execute hands work to the loop through LoopConfig.Execute.
+// Endpoints that implement Ticker, Drainer and Flusher get the loop's
+// ticks, its graceful stop and its flushes; Execute hands work to the loop through LoopConfig.Execute.
 func TestEndpointHooksAndExecute(t *testing.T) {
 	h := &hookEP{}
 	var queued []func()
@@ -420,6 +422,10 @@ func TestEndpointHooksAndExecute(t *testing.T) {
 	l.Advance(fc.t)
 	if len(h.ticks) != 1 || h.ticks[0] != 3 {
 		t.Fatalf("ticks %v, want [3]", h.ticks)
+	}
+	l.Flush()
+	if h.flushes != 1 {
+		t.Fatalf("flushes %d, want 1", h.flushes)
 	}
 	l.CloseAll(codec.StatusGoingAway, "bye")
 	if len(h.drains) != 1 || h.drains[0] != codec.StatusGoingAway || !l.Draining() {

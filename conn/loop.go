@@ -62,6 +62,7 @@ type Loop struct {
 	execute    func(func()) error
 	tickers    []Ticker          // endpoints with timers of their own
 	drainers   []Drainer         // endpoints with state a graceful stop ends
+	flushers   []Flusher         // endpoints with pushes queued outside the outbox
 	perWritev  *metric.Histogram // pushes per writev on this loop; read by the metrics collector
 
 	// Owned by the loop goroutine.
@@ -153,6 +154,9 @@ func NewLoop(cfg LoopConfig, shard *topics.Shard) *Loop {
 		}
 		if d, ok := ep.(Drainer); ok {
 			l.drainers = append(l.drainers, d)
+		}
+		if f, ok := ep.(Flusher); ok {
+			l.flushers = append(l.flushers, f)
 		}
 		maxBody = max(maxBody, r.MaxBody)
 	}
@@ -327,8 +331,9 @@ func (l *Loop) queue(c *Conn, b []byte) {
 }
 
 // Flush writes every push queued since the last Flush, one writev per
-// connection (at most maxIovec frames per call), and applies the
-// slow-consumer policy. The queued bytes must stay valid until Flush
+// connection (at most maxIovec frames per call), applies the
+// slow-consumer policy, and then lets endpoints that queue pushes of their
+// own write them (Flusher). The queued bytes must stay valid until Flush
 // returns; after it they are no longer referenced. Loop goroutine only.
 func (l *Loop) Flush() {
 	var frames, calls int64
@@ -367,4 +372,7 @@ func (l *Loop) Flush() {
 	}
 	l.metrics.FramesOut.Add(frames)
 	l.metrics.Writevs.Add(calls)
+	for _, f := range l.flushers {
+		f.Flush()
+	}
 }
