@@ -178,6 +178,24 @@ func TestBegin(t *testing.T) {
 	}
 }
 
+// Adopt takes subscriptions over without checks: the personal topic the
+// token's patterns do not grant, and more than the per-command limit.
+func TestAdopt(t *testing.T) {
+	e, _, hub, _ := env(t, session.Config{MaxTopicsPerCommand: 1})
+	var s session.Session
+	p := &peer{open: true}
+	if perr := s.Adopt(e, p, ident{sub: "u"}, []string{"secret.u", "a", "a"}); perr != nil {
+		t.Fatal(perr)
+	}
+	if got := strings.Join(s.Topics(), ","); got != "secret.u,a" || len(p.sent) != 0 || s.Identity().Subject() != "u" {
+		t.Fatalf("topics %q, sent %q", got, p.sent)
+	}
+	if st := hub.Stats(); st.Subscriptions != 2 {
+		t.Fatalf("%d subscriptions", st.Subscriptions)
+	}
+	s.Closed(e)
+}
+
 func TestCommands(t *testing.T) {
 	var published []string
 	e, _, _, m := env(t, session.Config{MaxSubscriptions: 3, MaxTopicsPerCommand: 2,

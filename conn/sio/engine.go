@@ -91,9 +91,9 @@ const (
 	eReady                       // in ep.ready: a waiting poll has packets to take, or the queue overflowed
 	eSlow                        // the queue overflowed: close as a slow consumer at the next flush
 	eUpgrading                   // a WebSocket probed: polls are answered at once, with a noop if need be
-	eFault                       // closed for a protocol error: the POST that caused it gets 400
 	eClosing                     // closed: only the final packets are left, for one more poll
 	eGone                        // finished: unregistered, everything released
+	eAttaching                   // moving here from another loop (upgrade.go): pushes wait in the queue
 )
 
 // maxPollAnswer bounds the payload of one answer to a poll: packets beyond
@@ -168,9 +168,6 @@ func (e *engine) Close(code codec.StatusCode, reason string) {
 	if e.flags&(eClosing|eGone) != 0 {
 		return
 	}
-	if code == codec.StatusProtocolError {
-		e.flags |= eFault
-	}
 	e.shut(e.sock.flags&flagConnected != 0 && !code.Reconnect(), false)
 }
 
@@ -235,6 +232,9 @@ func (e *engine) markReady() {
 // whose queue overflowed. It runs from the endpoint's flush.
 func (e *engine) flush() {
 	e.flags &^= eReady
+	if e.flags&eAttaching != 0 {
+		return // finishMove writes the queue, or closes for an overflow
+	}
 	if e.flags&eSlow != 0 && e.flags&(eClosing|eGone) == 0 {
 		e.ep.loop.Metrics().SlowConsumers.Add(1)
 		e.flags &^= eSlow
@@ -283,6 +283,13 @@ func (e *engine) take() []byte {
 		}
 		e.out[n] = outPacket{}
 		n++
+		if unsafe.SliceData(p) == unsafe.SliceData(disconnectPacket) {
+			// The close packet goes in the next answer: socket.io-client
+			// handles a Socket.IO packet a tick after Engine.IO's, so a
+			// close in the same payload would win, and it would take the
+			// end for a transport close and reconnect.
+			break
+		}
 	}
 	if n == 0 {
 		buf = append(buf, noopPacket...)
@@ -334,7 +341,13 @@ func (e *engine) overlap() {
 
 // post takes a POST's payload: each packet is handled in order. It returns
 // -1 when the POST is answered "ok", else the Engine.IO error code to
-// answer (a malformed payload, or a session that is no longer there).
+// answer (a session that is no longer there). A payload that breaks the
+// protocol is taken too, as the reference server takes it: the session
+// ends, and the client's next poll gets the DISCONNECT and Engine.IO's
+// close, which socket.io-client takes as "io server disconnect" and does
+// not reconnect after, as over WebSocket. (A 400 here would race with that
+// poll, and make socket.io-client reconnect and perhaps send the same
+// packet again.)
 func (e *engine) post(body []byte) int {
 	if e.flags&(eClosing|eGone) != 0 {
 		return codec.EIOCodeUnknownSID
@@ -352,9 +365,6 @@ func (e *engine) post(body []byte) int {
 			break
 		}
 		rest = tail
-	}
-	if e.flags&eFault != 0 {
-		return codec.EIOCodeBadRequest
 	}
 	return -1
 }

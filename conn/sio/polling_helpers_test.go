@@ -62,7 +62,7 @@ type testBus struct {
 	ns *server.Server
 }
 
-func newTestBus(t *testing.T) *testBus {
+func newTestBus(t testing.TB) *testBus {
 	t.Helper()
 	ns, err := server.NewServer(&server.Options{DontListen: true, NoLog: true, NoSigs: true})
 	if err != nil {

@@ -178,11 +178,15 @@ func TestPollingHeartbeat(t *testing.T) {
 func TestPollingCloseLinger(t *testing.T) {
 	nd := newPollNode(t, newTestBus(t), 1, Config{}, Admission{}, session.Config{}, false)
 	sid := nd.join(0, "")
-	if r := nd.post(0, sid, `42{"bad":1}`); r.status != 400 || r.body != codec.EIOErrBadRequest {
+	if r := nd.post(0, sid, `42{"bad":1}`); r.status != 200 || r.body != "ok" {
 		t.Fatalf("malformed packet: %d %q", r.status, r.body)
 	}
-	// Malformed: a DISCONNECT (no reconnection), then the close packet.
-	if r := nd.pollNow(0, sid); r.body != "41\x1e1" {
+	// Malformed: a DISCONNECT (no reconnection), then the close packet in
+	// the next answer.
+	if r := nd.pollNow(0, sid); r.body != "41" {
+		t.Fatalf("final payload %q", r.body)
+	}
+	if r := nd.pollNow(0, sid); r.body != "1" {
 		t.Fatalf("final payload %q", r.body)
 	}
 	if r := nd.pollNow(0, sid); r.status != 400 || r.body != codec.EIOErrUnknownSID {
@@ -260,11 +264,19 @@ func TestPollingPost(t *testing.T) {
 	if r := nd.pollNow(0, sid); !strings.Contains(r.body, `433[{"error":{"code":"bad_request"`) {
 		t.Fatalf("binary event answered %q", r.body)
 	}
-	for _, bad := range []string{"", "7", "2", "5", "0{}"} {
+	// Payloads that break the protocol end the session: the POST is taken,
+	// the next poll gets a DISCONNECT and the close packet.
+	for _, bad := range []string{"", "7", "2", "5", "0{}", "42[oops"} {
 		sid := nd.join(0, "")
-		if r := nd.post(0, sid, bad); r.status != 400 {
+		if r := nd.post(0, sid, bad); r.status != 200 || r.body != "ok" {
 			t.Errorf("POST %q: %d %q", bad, r.status, r.body)
 		}
+		if r := nd.pollNow(0, sid); r.body != "41" {
+			t.Errorf("after POST %q: %q", bad, r.body)
+		}
+	}
+	if got := nd.metrics.ProtocolErrors.Load(); got != 6 {
+		t.Errorf("protocol errors %d, want 6", got)
 	}
 }
 
@@ -302,8 +314,11 @@ func TestPollingRateLimit(t *testing.T) {
 		t.Fatalf("flood: %d %q", r.status, r.body)
 	}
 	got := packets(nd.pollNow(0, sid).body)
-	if len(got) != 8 || got[6] != "41" || got[7] != "1" || strings.Count(strings.Join(got, ""), "rate_limited") != 3 {
+	if len(got) != 7 || got[6] != "41" || strings.Count(strings.Join(got, ""), "rate_limited") != 3 {
 		t.Fatalf("answers %q", got)
+	}
+	if r := nd.pollNow(0, sid); r.body != "1" {
+		t.Fatalf("then %q", r.body)
 	}
 }
 

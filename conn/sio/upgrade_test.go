@@ -8,6 +8,7 @@ import (
 	"github.com/pushd/pushd/codec"
 	"github.com/pushd/pushd/conn"
 	"github.com/pushd/pushd/conn/session"
+	"github.com/pushd/pushd/topics"
 )
 
 // upgradeWS opens the WebSocket of an upgrade of sid on loop i and returns
@@ -157,5 +158,143 @@ func TestPollingUpgradeRefused(t *testing.T) {
 	}
 	if nd.sm.Upgrades.Load() != 0 || nd.sm.UpgradesRefused.Load() != 2 {
 		t.Fatalf("upgrades %d, refused %d", nd.sm.Upgrades.Load(), nd.sm.UpgradesRefused.Load())
+	}
+}
+
+// An upgrade that reaches another loop of the node moves the session to
+// that loop at the "5": what the old loop had queued and the packets the
+// client sent meanwhile are not lost, and the subscriptions move along.
+func TestPollingUpgradeOtherLoop(t *testing.T) {
+	nd := newPollNode(t, newTestBus(t), 2, Config{}, Admission{}, session.Config{}, false)
+	sid := nd.join(0, "")
+	nd.post(0, sid, `420["subscribe",["news"]]`)
+	nd.pollNow(0, sid)
+	if err := nd.hub.Publish("news", []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	nd.runUntil("the queued push", func() bool { return len(nd.engine(sid).out) == 1 })
+	ws, head := nd.upgradeWS(1, sid)
+	if !strings.HasPrefix(head, "HTTP/1.1 101 ") {
+		t.Fatalf("upgrade on the other loop: %q", head)
+	}
+	held := nd.poll(1, sid) // relayed to loop 0; answered at once: a push waits
+	if r := held.resp(); r.body != `42["message",{"topic":"news","data":1}]` {
+		t.Fatalf("poll: %q", r.body)
+	}
+	held = nd.poll(1, sid)
+	held.noResp()
+	ws.send("2probe")
+	nd.run()
+	if got := ws.text(); got != "3probe" {
+		t.Fatalf("probe: %q", got)
+	}
+	if r := held.resp(); r.body != "6" {
+		t.Fatalf("the held poll at the probe: %q", r.body)
+	}
+	if err := nd.hub.Publish("news", []byte("2")); err != nil {
+		t.Fatal(err)
+	}
+	nd.runUntil("the second queued push", func() bool { return len(nd.engine(sid).out) == 1 })
+	ws.send("5")
+	ws.send(`421["unsubscribe",["x"]]`) // while the session moves
+	nd.run()
+	if got := ws.text(); got != `42["message",{"topic":"news","data":2}]` {
+		t.Fatalf("the queued push after the move: %q", got)
+	}
+	if got := ws.text(); got != `431[{"ok":true}]` {
+		t.Fatalf("the packet sent during the move: %q", got)
+	}
+	if nd.sm.UpgradesMoved.Load() != 1 || nd.sm.Upgrades.Load() != 1 || nd.sm.PollingSessions.Load() != 0 {
+		t.Fatalf("moved %d, upgrades %d, polling %d", nd.sm.UpgradesMoved.Load(), nd.sm.Upgrades.Load(), nd.sm.PollingSessions.Load())
+	}
+	if st := nd.hub.Stats(); st.Subscriptions != 1 {
+		t.Fatalf("%d subscriptions after the move, want 1", st.Subscriptions)
+	}
+	if err := nd.hub.Publish("news", []byte("3")); err != nil {
+		t.Fatal(err)
+	}
+	nd.runUntil("a push after the move", func() bool { return ws.tr.out.Len() > 0 })
+	if got := ws.text(); got != `42["message",{"topic":"news","data":3}]` {
+		t.Fatalf("push after the move: %q", got)
+	}
+	if r := nd.pollNow(0, sid); r.status != 400 {
+		t.Fatalf("polling after the move: %d %q", r.status, r.body)
+	}
+	ws.send("1")
+	ws.closed()
+	ws.c.Closed()
+	nd.runUntil("the subscription to go", func() bool { return nd.hub.Stats().Subscriptions == 0 })
+}
+
+// A session that closes before its "5" reaches its loop does not move: the
+// WebSocket is closed (socket.io-client reconnects).
+func TestPollingUpgradeOtherLoopClosed(t *testing.T) {
+	nd := newPollNode(t, newTestBus(t), 2, Config{}, Admission{}, session.Config{}, false)
+	sid := nd.join(0, "")
+	ws, _ := nd.upgradeWS(1, sid)
+	ws.send("2probe")
+	nd.run()
+	ws.text()
+	nd.post(0, sid, "1") // the client closes the session
+	ws.send("5")
+	nd.run()
+	if code, reason := ws.closed(); code != codec.StatusPolicyViolation || reason != "upgrade refused" {
+		t.Fatalf("closed %d %q", code, reason)
+	}
+	if nd.sm.Upgrades.Load() != 0 {
+		t.Fatal("counted an upgrade")
+	}
+}
+
+// captured collects real messages from a topic.
+type captured struct{ ms []*topics.Message }
+
+func (c *captured) Deliver(m *topics.Message) {
+	m.Retain()
+	c.ms = append(c.ms, m)
+}
+
+// The end of a move sends the old loop's queue, then the new loop's
+// without the pushes both loops got while both were subscribed.
+func TestFinishMoveDeduplicates(t *testing.T) {
+	nd := newPollNode(t, newTestBus(t), 2, Config{}, Admission{}, session.Config{}, false)
+	capt := &captured{}
+	if _, err := nd.loops[1].Shard().Subscribe("t", capt); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"1", "2", "3"} {
+		if err := nd.hub.Publish("t", []byte(d)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nd.runUntil("three messages", func() bool { return len(capt.ms) == 3 })
+	sid := nd.join(0, "")
+	ws, _ := nd.upgradeWS(1, sid)
+	ws.send("2probe")
+	nd.run()
+	ws.text()
+	u := ws.c.Proto().(*upConn)
+	u.flags |= uMoving
+	eng := &engine{ep: nd.loops[1].ep, sid: sid, idx: -1, probe: ws.c, flags: eAttaching}
+	u.eng = eng
+	m1, m2, m3 := capt.ms[0], capt.ms[1], capt.ms[2]
+	for _, m := range []*topics.Message{m2, m3} {
+		m.Retain()
+		eng.out = append(eng.out, outPacket{m: m})
+	}
+	old := []outPacket{{m: m1}, {b: []byte(`430[{"ok":true}]`)}, {m: m2}}
+	m1.Retain()
+	m2.Retain()
+	eng.finishMove(ws.c, old, true)
+	var got []string
+	for ws.tr.out.Len() > 0 {
+		got = append(got, ws.text())
+	}
+	if len(got) != 4 || !strings.Contains(got[0], `"data":1`) || got[1] != `430[{"ok":true}]` ||
+		!strings.Contains(got[2], `"data":2`) || !strings.Contains(got[3], `"data":3`) {
+		t.Fatalf("frames %q", got)
+	}
+	for _, m := range capt.ms {
+		m.Release()
 	}
 }

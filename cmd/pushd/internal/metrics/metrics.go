@@ -15,6 +15,7 @@ import (
 
 	"github.com/pushd/pushd/conn"
 	"github.com/pushd/pushd/conn/session"
+	"github.com/pushd/pushd/conn/sio"
 	"github.com/pushd/pushd/topics"
 	"github.com/pushd/pushd/topics/metric"
 )
@@ -29,6 +30,9 @@ type Sources struct {
 	// PublishLatency is the HTTP publish handler's latency histogram
 	// (seconds); nil: none.
 	PublishLatency *metric.Histogram
+	// SIO is the Socket.IO endpoint's polling and relay counters; nil:
+	// none (the endpoint is off).
+	SIO *sio.Metrics
 }
 
 // Collector is a prometheus.Collector over Sources. Safe for concurrent
@@ -93,6 +97,10 @@ var (
 	dLatency          = desc("pushd_delivery_latency_seconds", "From a message's arrival from the broker to the end of the event-loop batch that wrote it to its local subscribers.")
 	dPerWritev        = desc("pushd_pushes_per_writev", "Pushes written per writev call.")
 	dPublishLatency   = desc("pushd_http_publish_duration_seconds", "POST /v1/publish handling time, until the broker confirmed the messages.")
+	dSIOPolling       = desc("pushd_sio_polling_sessions", "Socket.IO sessions on HTTP long-polling now (an upgraded one leaves).")
+	dSIOHandshakes    = desc("pushd_sio_polling_handshakes_total", "Socket.IO sessions opened over HTTP long-polling.")
+	dSIOUpgrades      = desc("pushd_sio_upgrades_total", "Socket.IO upgrades from polling to WebSocket, by result.", "result")
+	dSIORelayed       = desc("pushd_sio_relayed_requests_total", "Socket.IO polling requests served for a session elsewhere, by route.", "route")
 )
 
 var all = []*prometheus.Desc{
@@ -100,7 +108,7 @@ var all = []*prometheus.Desc{
 	dRateLimited, dPingsSent, dCloses, dLimitRejections, dAuthFailures, dForbidden, dClientPublishes,
 	dTopics, dSubscriptions, dNATSSubs, dMessagesIn, dEncoded, dEncodings, dHandoffs, dDeliveries,
 	dFramesWritten, dWritevCalls, dDropped, dReconnects, dConnected, dBrokerRequests, dLatency,
-	dPerWritev, dPublishLatency,
+	dPerWritev, dPublishLatency, dSIOPolling, dSIOHandshakes, dSIOUpgrades, dSIORelayed,
 }
 
 // Describe implements prometheus.Collector.
@@ -179,5 +187,17 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	hist(dLatency, st.Latency)
 	if c.src.PublishLatency != nil {
 		hist(dPublishLatency, c.src.PublishLatency.Snapshot())
+	}
+	if x := c.src.SIO; x != nil {
+		gauge(dSIOPolling, x.PollingSessions.Load())
+		counter(dSIOHandshakes, x.Handshakes.Load())
+		moved := x.UpgradesMoved.Load()
+		counter(dSIOUpgrades, x.Upgrades.Load()-moved, "same_loop")
+		counter(dSIOUpgrades, moved, "moved_loop")
+		counter(dSIOUpgrades, x.UpgradesRefused.Load(), "refused")
+		counter(dSIORelayed, x.Relayed.Load(), "other_loop")
+		counter(dSIORelayed, x.Forwarded.Load(), "to_node")
+		counter(dSIORelayed, x.ForwardFailed.Load(), "to_node_failed")
+		counter(dSIORelayed, x.RelayServed.Load(), "from_node")
 	}
 }
