@@ -27,7 +27,8 @@ import (
 // then "recv <n>" lines on stdout. It exits when stdin closes. With
 // BENCH_SIO_TOPIC set it speaks Socket.IO over WebSocket instead: it joins
 // the main namespace, subscribes to BENCH_SIO_TOPIC (%d replaced as in the
-// path), and answers Engine.IO pings.
+// path), and answers Engine.IO pings. With BENCH_SEND set, every WebSocket
+// connection sends that text message when a "go" line arrives on stdin.
 
 const clientsPerSourceIP = 10000
 
@@ -47,6 +48,9 @@ func clientMain() int {
 	sse := os.Getenv("BENCH_TRANSPORT") == "sse"
 	var recv, failed atomic.Int64
 	var dials sync.WaitGroup
+	send := os.Getenv("BENCH_SEND")
+	var mu sync.Mutex
+	var conns []net.Conn
 	sem := make(chan struct{}, 32) // dials in flight
 	for i := 0; i < n; i++ {
 		sem <- struct{}{}
@@ -72,6 +76,11 @@ func clientMain() int {
 				}
 				return
 			}
+			if send != "" && !sse {
+				mu.Lock()
+				conns = append(conns, c)
+				mu.Unlock()
+			}
 			if sse {
 				readEvents(c, &recv)
 			} else {
@@ -82,7 +91,18 @@ func clientMain() int {
 	dials.Wait()
 	fmt.Printf("ready %d\n", failed.Load())
 	go func() {
-		_, _ = io.Copy(io.Discard, os.Stdin)
+		in := bufio.NewScanner(os.Stdin)
+		for in.Scan() {
+			if in.Text() != "go" || send == "" {
+				continue
+			}
+			frame := maskedText(send)
+			mu.Lock()
+			for _, c := range conns {
+				go func() { _, _ = c.Write(frame) }()
+			}
+			mu.Unlock()
+		}
 		os.Exit(0)
 	}()
 	for {
@@ -114,8 +134,8 @@ func dialFrom(addr string, src net.IP) (net.Conn, error) {
 
 // request dials addr from src, sends req and reads the response head byte
 // by byte, so no frame or event bytes are swallowed; the status line must
-// start with want.
-func request(addr string, src net.IP, req, want string) (net.Conn, error) {
+// start with want, and the head must contain every string of has.
+func request(addr string, src net.IP, req, want string, has ...string) (net.Conn, error) {
 	c, err := dialFrom(addr, src)
 	if err != nil {
 		return nil, err
@@ -137,13 +157,24 @@ func request(addr string, src net.IP, req, want string) (net.Conn, error) {
 		c.Close()
 		return nil, fmt.Errorf("refused: %q", head)
 	}
+	for _, h := range has {
+		if !bytes.Contains(head, []byte(h)) {
+			c.Close()
+			return nil, fmt.Errorf("response without %q: %q", h, head)
+		}
+	}
 	return c, nil
 }
 
-// maskedText returns a client text frame with payload p (≤ 125 bytes) and
-// the all-zero masking key, which leaves the payload as it is.
+// maskedText returns a client text frame with payload p (under 64 KiB) and
+// the all-zero masking key, which leaves the payload as it is (RFC 6455
+// §5.3: masking is required, secrecy is not).
 func maskedText(p string) []byte {
-	return append([]byte{0x81, 0x80 | byte(len(p)), 0, 0, 0, 0}, p...)
+	f := []byte{0x81, 0x80 | byte(len(p))}
+	if len(p) >= 126 {
+		f = []byte{0x81, 0x80 | 126, byte(len(p) >> 8), byte(len(p))}
+	}
+	return append(append(f, 0, 0, 0, 0), p...)
 }
 
 // sioJoin joins the Socket.IO main namespace and subscribes to topic; the
@@ -156,8 +187,16 @@ func sioJoin(c net.Conn, topic string) error {
 // dialWS opens a WebSocket from the given source address with a
 // hand-written upgrade request, and waits for the 101.
 func dialWS(addr, path string, src net.IP) (net.Conn, error) {
+	ext := ""
+	var has []string
+	if os.Getenv("BENCH_DEFLATE") == "1" {
+		// Offered as a browser does; compressed pushes are counted, not
+		// inflated. The server must accept it.
+		ext = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+		has = append(has, "permessage-deflate")
+	}
 	return request(addr, src, "GET "+path+" HTTP/1.1\r\nHost: bench\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", "HTTP/1.1 101")
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"+ext+"\r\n", "HTTP/1.1 101", has...)
 }
 
 // dialSSE opens an SSE stream from the given source address and waits for
@@ -305,6 +344,13 @@ func startTransportClients(tb testing.TB, transport, addr, path string, n, topic
 	}
 	tb.Cleanup(p.stop)
 	return p
+}
+
+// goSend makes every connection send its BENCH_SEND message.
+func (p *clientProc) goSend(tb testing.TB) {
+	if _, err := io.WriteString(p.stdin, "go\n"); err != nil {
+		tb.Fatal(err)
+	}
 }
 
 func (p *clientProc) stop() {

@@ -32,12 +32,77 @@ func BenchmarkFanout(b *testing.B) {
 	}
 }
 
+// BenchmarkFanoutDeflate is the 1 × 5,000 shape on one loop with
+// permessage-deflate off and on (the clients offer it; they count frames
+// without inflating, as their CPU is not the server's), for a 100-byte and
+// a 2 KB JSON push. It also reports:
+//
+//	wire-B/deliv      payload bytes on the wire per delivery (compressed
+//	                  when the push was)
+//	deflate-ratio     compressed / uncompressed push bytes
+func BenchmarkFanoutDeflate(b *testing.B) {
+	small := []byte(`{"price":12345.67,"sym":"BTC-USD","pad":"` + strings.Repeat("x", 40) + `"}`)
+	var book strings.Builder
+	book.WriteString(`{"sym":"BTC-USD","bids":[`)
+	for i := 0; book.Len() < 2000; i++ {
+		if i > 0 {
+			book.WriteByte(',')
+		}
+		fmt.Fprintf(&book, `{"price":%d.%02d,"qty":%d}`, 97000-i, i*7%100, 1+i%9)
+	}
+	book.WriteString(`]}`)
+	for _, size := range []struct {
+		name    string
+		payload []byte
+	}{{"100B", small}, {"2KB", []byte(book.String())}} {
+		for _, on := range []bool{false, true} {
+			name := fmt.Sprintf("payload=%s/compression=%v", size.name, on)
+			b.Run(name, func(b *testing.B) { benchFanoutWith(b, 1, 5000, 1, fanoutOpts{payload: size.payload, deflate: on}) })
+		}
+	}
+}
+
+// BenchmarkFanoutDurable is BenchmarkFanout's 1 × 5,000 and 100 × 50
+// shapes on one loop with durable topics: the embedded server's JetStream
+// stores every message (file storage) and republishes it to the node,
+// which checks it continues the topic's history, caches it, and sends it
+// with its offset and epoch. Run together with BenchmarkFanout, the
+// server-ns/deliv ratio is durability's cost per delivery.
+func BenchmarkFanoutDurable(b *testing.B) {
+	for _, shape := range []struct{ topics, subs int }{{1, 5000}, {100, 50}} {
+		name := fmt.Sprintf("topics=%d/subs=%d/loops=1", shape.topics, shape.subs)
+		b.Run(name, func(b *testing.B) {
+			benchFanoutWith(b, shape.topics, shape.subs, 1, fanoutOpts{history: "fan.>:100000"})
+		})
+	}
+}
+
 func benchFanout(b *testing.B, topics, subsPerTopic, loops int) {
-	n := startNode(b, loops, conn.Config{MaxOutbound: 8 << 20}, ws.Config{})
+	benchFanoutWith(b, topics, subsPerTopic, loops, fanoutOpts{})
+}
+
+// fanoutOpts are the variations of the fan-out benchmark.
+type fanoutOpts struct {
+	payload []byte // the published message; nil: the 100-byte ticker JSON
+	deflate bool   // permessage-deflate on the server, offered by the clients
+	history string // --history's value for durable topics; "": none
+}
+
+func benchFanoutWith(b *testing.B, topics, subsPerTopic, loops int, o fanoutOpts) {
+	payload := o.payload
+	if payload == nil {
+		payload = []byte(`{"price":12345.67,"sym":"BTC-USD","pad":"` + strings.Repeat("x", 40) + `"}`)
+	}
+	n := startNodeWith(b, loops, conn.Config{MaxOutbound: 8 << 20}, ws.Config{Compression: o.deflate}, o.history)
 	total := topics * subsPerTopic
-	cl := startClients(b, n.srv.Addr(), "/ws?topics=fan.%d", total, topics)
+	var env []string
+	if o.deflate {
+		env = append(env, "BENCH_DEFLATE=1")
+	}
+	cl := startClients(b, n.srv.Addr(), "/ws?topics=fan.%d", total, topics, env...)
 	waitFor(b, "subscriptions", time.Minute, func() bool { return n.hub.Stats().Subscriptions == int64(total) })
-	payload := []byte(`{"price":12345.67,"sym":"BTC-USD","pad":"` + strings.Repeat("x", 40) + `"}`)
+	pushes, _ := ws.CompressionStats()
+	in0, out0, skip0 := pushes.In.Load(), pushes.Out.Load(), pushes.Skipped.Load()
 	subjects := make([]string, topics)
 	for i := range subjects {
 		subjects[i] = fmt.Sprintf("pushd.fan.%d", i)
@@ -77,5 +142,17 @@ func benchFanout(b *testing.B, topics, subsPerTopic, loops int) {
 	b.ReportMetric(float64(ms1.Mallocs-ms0.Mallocs)/float64(b.N), "allocs/msg")
 	if w := m0.Writevs.Load() - writevs0; w > 0 {
 		b.ReportMetric(float64(m0.FramesOut.Load()-frames0)/float64(w), "frames/writev")
+	}
+	if o.deflate {
+		in, out, skipped := pushes.In.Load()-in0, pushes.Out.Load()-out0, pushes.Skipped.Load()-skip0
+		if skipped > 0 || in == 0 {
+			b.Logf("%d of %d pushes went uncompressed", skipped, b.N)
+		}
+		if in > 0 {
+			b.ReportMetric(float64(out)/float64(in), "deflate-ratio")
+			b.ReportMetric(float64(out)/float64(b.N), "wire-B/deliv")
+		}
+	} else {
+		b.ReportMetric(float64(len(payload)+len(`{"type":"message","topic":"fan.0","seq":1,"data":}`)), "wire-B/deliv")
 	}
 }

@@ -42,15 +42,33 @@ func BenchmarkIdleMemorySocketIO(b *testing.B) {
 	idleMemory(b, "ws", sio.DefaultPath+"?EIO=4&transport=websocket", "BENCH_SIO_TOPIC=idle.%d")
 }
 
+// BenchmarkIdleMemoryDeflate is BenchmarkIdleMemory with permessage-deflate
+// negotiated on every connection (the server has Compression on and each
+// client offers the extension as a browser does). An idle compressing
+// connection holds no compressor: pushes are compressed once per message
+// and client messages are inflated with the loop's inflater, so the
+// difference from BenchmarkIdleMemory is the negotiated parameters alone.
+// Run it in a process of its own for a clean RSS figure.
+func BenchmarkIdleMemoryDeflate(b *testing.B) {
+	idleMemoryWith(b, ws.Config{Compression: true}, "ws", "/ws?topics=idle.%d", "BENCH_DEFLATE=1")
+}
+
 // idleMemory runs the idle-memory measurement with clients of transport
 // ("ws" or "sse") dialing path, with extra client environment env.
 func idleMemory(b *testing.B, transport, path string, env ...string) {
+	idleMemoryWith(b, ws.Config{}, transport, path, env...)
+}
+
+// idleMemoryWith is idleMemory with the WebSocket settings wc (its ping
+// interval and pong timeout are set here).
+func idleMemoryWith(b *testing.B, wc ws.Config, transport, path string, env ...string) {
 	n := 19000
 	if v, err := strconv.Atoi(os.Getenv("BENCH_IDLE_CONNS")); err == nil && v > 0 {
 		n = v
 	}
 	const ping = 2 * time.Second
-	nd := startNode(b, 1, conn.Config{}, ws.Config{PingInterval: ping, PongTimeout: ping})
+	wc.PingInterval, wc.PongTimeout = ping, ping
+	nd := startNode(b, 1, conn.Config{}, wc)
 	runtime.GC()
 	debug.FreeOSMemory()
 	rss0, heap0 := procstat.SelfRSS(), liveHeap()

@@ -18,16 +18,19 @@ import (
 	"github.com/pushd/pushd/conn/ws"
 	"github.com/pushd/pushd/netpoll"
 	"github.com/pushd/pushd/topics"
+	"github.com/pushd/pushd/topics/broker"
+	"github.com/pushd/pushd/topics/broker/jsbroker"
 	"github.com/pushd/pushd/topics/broker/natsbroker"
 )
 
 // node is an in-process pushd: embedded NATS, the topic hub and the engine.
 type node struct {
-	ns  *server.Server
-	nc  *nats.Conn // the hub's connection
-	pub *nats.Conn // a separate publisher connection
-	hub *topics.Hub
-	srv *netpoll.Server
+	ns     *server.Server
+	nc     *nats.Conn // the hub's connection
+	pub    *nats.Conn // a separate publisher connection
+	broker broker.Broker
+	hub    *topics.Hub
+	srv    *netpoll.Server
 }
 
 // startNode starts it with loops event loops, the v1 protocol at /ws and
@@ -37,7 +40,20 @@ type node struct {
 // pingTimeout, and its ping interval the SSE heartbeat's).
 func startNode(tb testing.TB, loops int, cc conn.Config, wc ws.Config) *node {
 	tb.Helper()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true})
+	return startNodeWith(tb, loops, cc, wc, "")
+}
+
+// startNodeWith is startNode with durable topics: history is --history's
+// value ("" for none), kept by the embedded server's JetStream in a
+// temporary directory.
+func startNodeWith(tb testing.TB, loops int, cc conn.Config, wc ws.Config, history string) *node {
+	tb.Helper()
+	opts := &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true}
+	if history != "" {
+		opts.JetStream, opts.StoreDir = true, tb.TempDir()
+		opts.JetStreamMaxMemory, opts.JetStreamMaxStore = 64<<20, 1<<30
+	}
+	ns, err := server.NewServer(opts)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -53,10 +69,19 @@ func startNode(tb testing.TB, loops int, cc conn.Config, wc ws.Config) *node {
 		tb.Fatal(err)
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	b, err := natsbroker.New(n.nc, natsbroker.Config{Logger: quiet})
+	var b broker.Broker
+	if history == "" {
+		b, err = natsbroker.New(n.nc, natsbroker.Config{Logger: quiet})
+	} else {
+		var patterns []jsbroker.Pattern
+		if patterns, err = jsbroker.ParsePatterns(history); err == nil {
+			b, err = jsbroker.New(context.Background(), n.nc, jsbroker.Config{History: patterns, Logger: quiet})
+		}
+	}
 	if err != nil {
 		tb.Fatal(err)
 	}
+	n.broker = b
 	if n.hub, err = topics.New(b, topics.Config{Logger: quiet}); err != nil {
 		tb.Fatal(err)
 	}

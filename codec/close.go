@@ -28,6 +28,7 @@ const (
 	StatusSlowConsumer     StatusCode = 4000 // outbound buffer over its cap
 	StatusHeartbeatTimeout StatusCode = 4001 // no pong within the pong timeout
 	StatusTokenExpired     StatusCode = 4002 // refresh the token and reconnect
+	StatusHistoryLost      StatusCode = 4003 // a durable topic's live stream lost messages: reconnect and resume
 
 	// Do-not-reconnect range.
 	StatusUnauthorized StatusCode = 4500 // token missing or invalid

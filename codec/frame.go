@@ -92,7 +92,9 @@ func ParseHeader(p []byte) (h ws.Header, n int, err error) {
 // not. The rules, checked in this order, are:
 //
 //   - the frame must be masked (§5.1, §5.3): ErrUnmasked;
-//   - RSV1..RSV3 must be zero, since pushd negotiates no extension (§5.2):
+//   - RSV1..RSV3 must be zero on a connection without an extension (§5.2;
+//     CheckClientHeaderDeflate allows RSV1 where permessage-deflate was
+//     negotiated):
 //     ErrReservedBits;
 //   - the opcode must be 0x0, 0x1, 0x2, 0x8, 0x9 or 0xA (§5.2, §11.8):
 //     ErrReservedOpcode;

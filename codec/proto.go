@@ -28,6 +28,7 @@ const (
 	CmdUnsubscribe = "unsubscribe"
 	CmdPing        = "ping"
 	CmdPublish     = "publish"
+	CmdHistory     = "history"
 )
 
 // Command is one decoded client command (protocol v1):
@@ -36,15 +37,28 @@ const (
 //	{"id":2,"type":"unsubscribe","topics":["a"]}
 //	{"id":3,"type":"ping"}
 //	{"id":4,"type":"publish","topic":"a","data":<any JSON>}
+//	{"id":5,"type":"subscribe","topics":["a"],"since":{"a":{"offset":12,"epoch":"E"}}}
+//	{"id":6,"type":"history","topic":"a","since":{"offset":12,"epoch":"E"},"limit":100}
 //
 // Topic names are not validated here: the caller checks each with ValidTopic
-// so it can apply its own limits and report the offending name.
+// so it can apply its own limits and report the offending name. Positions
+// are: offsets are integers from 0 to MaxOffset, epochs pass ValidEpoch, and
+// an offset above 0 needs an epoch.
 type Command struct {
 	ID     []byte   // raw JSON of the id (a number or a string), a copy; echo it back verbatim
 	Type   string   // one of the Cmd* constants
 	Topics []string // subscribe, unsubscribe: at least one
-	Topic  string   // publish
+	Topic  string   // publish, history
 	Data   []byte   // publish: raw JSON of data, a copy; nil if absent
+	// Since holds the positions a subscribe resumes from, by topic; every
+	// key is in Topics. nil when the command names none.
+	Since map[string]Position
+	// HistorySince is the position a history command reads after; nil
+	// means from the oldest stored message.
+	HistorySince *Position
+	// Limit is the history command's limit, from 1 to MaxHistoryLimit; 0
+	// when absent (the caller applies DefaultHistoryLimit).
+	Limit int
 }
 
 // ProtoError is a command the server rejects: Code is one of the Code*
@@ -65,8 +79,9 @@ const maxEchoType = 32
 // ParseCommand decodes one client command from the payload of a text frame.
 // Errors are *ProtoError with Code CodeBadJSON (not a JSON object, a syntax
 // error, invalid UTF-8, or a field of the wrong type), CodeBadRequest (id or
-// type missing, id neither a number nor a string, or the field the type needs
-// missing or empty) or CodeUnknownCommand. Whenever a valid id was read, it is
+// type missing, id neither a number nor a string, the field the type needs
+// missing or empty, or a position or limit out of range) or
+// CodeUnknownCommand. Whenever a valid id was read, it is
 // returned in the Command even with an error, so the caller can reply with
 // it. Field names match exactly; unknown fields are ignored; a field set to
 // null counts as absent, except data, where null is a valid payload. Commands
@@ -119,6 +134,38 @@ func ParseCommand(p []byte) (Command, error) {
 		}
 		if len(cmd.Topics) == 0 {
 			return cmd, &ProtoError{CodeBadRequest, "topics is empty"}
+		}
+		if raw, ok := present(fields, "since"); ok && cmd.Type == CmdSubscribe {
+			since, err := parseSince(raw, cmd.Topics)
+			if err != nil {
+				return cmd, err
+			}
+			if len(since) > 0 {
+				cmd.Since = since
+			}
+		}
+		return cmd, nil
+	case CmdHistory:
+		raw, ok := present(fields, "topic")
+		if !ok {
+			return cmd, &ProtoError{CodeBadRequest, "missing topic"}
+		}
+		if err := json.Unmarshal(raw, &cmd.Topic); err != nil {
+			return cmd, &ProtoError{CodeBadJSON, "topic must be a string"}
+		}
+		if raw, ok := present(fields, "since"); ok {
+			p, err := parsePosition(raw, "since")
+			if err != nil {
+				return cmd, err
+			}
+			cmd.HistorySince = &p
+		}
+		if raw, ok := present(fields, "limit"); ok {
+			n, err := parseLimit(raw)
+			if err != nil {
+				return cmd, err
+			}
+			cmd.Limit = n
 		}
 		return cmd, nil
 	case CmdPublish:
@@ -208,10 +255,20 @@ func AppendError(dst []byte, id []byte, code, message string) []byte {
 // anyway so the output is valid JSON whatever it holds. It does not allocate
 // when dst has room. Pure; safe for concurrent use.
 func AppendPush(dst []byte, topic string, seq uint64, data []byte) []byte {
+	return appendPushData(appendPushHead(dst, topic, seq), data)
+}
+
+// appendPushHead appends a push's fields before the optional position.
+func appendPushHead(dst []byte, topic string, seq uint64) []byte {
 	dst = append(dst, `{"type":"message","topic":`...)
 	dst = appendJSONString(dst, topic)
 	dst = append(dst, `,"seq":`...)
-	dst = strconv.AppendUint(dst, seq, 10)
+	return strconv.AppendUint(dst, seq, 10)
+}
+
+// appendPushData appends a push's data (as AppendPush documents) and closes
+// the object.
+func appendPushData(dst []byte, data []byte) []byte {
 	dst = append(dst, `,"data":`...)
 	switch {
 	case validJSON(data):

@@ -336,6 +336,9 @@ func FuzzParseCommand(f *testing.F) {
 		`{"id":2,"type":"pong"}`,
 		`{"id":{},"type":"ping"}`,
 		`[`,
+		`{"id":3,"type":"subscribe","topics":["user.42"],"since":{"user.42":{"offset":1234,"epoch":"E"}}}`,
+		`{"id":4,"type":"history","topic":"user.42","since":{"offset":1234,"epoch":"E"},"limit":100}`,
+		`{"id":5,"type":"history","topic":"a","since":{"offset":-1e9},"limit":1.5}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -359,6 +362,22 @@ func FuzzParseCommand(f *testing.F) {
 				if len(cmd.Topics) == 0 {
 					t.Fatalf("%s without topics", cmd.Type)
 				}
+				for topic, pos := range cmd.Since {
+					if !contains(cmd.Topics, topic) {
+						t.Fatalf("since names %q, not in topics %q", topic, cmd.Topics)
+					}
+					checkFuzzPosition(t, pos)
+				}
+				if cmd.Type == CmdUnsubscribe && cmd.Since != nil {
+					t.Fatalf("unsubscribe with since")
+				}
+			case CmdHistory:
+				if cmd.HistorySince != nil {
+					checkFuzzPosition(t, *cmd.HistorySince)
+				}
+				if cmd.Limit < 0 || cmd.Limit > MaxHistoryLimit {
+					t.Fatalf("limit %d accepted", cmd.Limit)
+				}
 			case CmdPublish:
 				if !json.Valid(cmd.Data) {
 					t.Fatalf("publish data %q is not JSON", cmd.Data)
@@ -375,6 +394,14 @@ func FuzzParseCommand(f *testing.F) {
 		}
 		protoDecode(t, AppendOK(nil, cmd.ID))
 	})
+}
+
+// checkFuzzPosition fails unless p is a position ParseCommand may accept.
+func checkFuzzPosition(t *testing.T, p Position) {
+	t.Helper()
+	if p.Offset > MaxOffset || p.Offset > 0 && !ValidEpoch(p.Epoch) || p.Epoch != "" && !ValidEpoch(p.Epoch) {
+		t.Fatalf("position %+v accepted", p)
+	}
 }
 
 func FuzzAppendPush(f *testing.F) {

@@ -35,6 +35,14 @@ func appendAcceptKey(dst []byte, key string) []byte {
 // in a header value is dropped, so a bad argument cannot split the response.
 // It does not allocate when dst has room. AppendUpgradeResponse is pure.
 func AppendUpgradeResponse(dst []byte, key, protocol string) []byte {
+	return AppendUpgradeResponseExt(dst, key, protocol, "")
+}
+
+// AppendUpgradeResponseExt is AppendUpgradeResponse with a
+// Sec-WebSocket-Extensions header (RFC 6455 §4.2.2 item 5, §9.1) carrying
+// extensions, the negotiated extensions (NegotiateDeflate's Response),
+// when it is not empty. Pure; it does not allocate when dst has room.
+func AppendUpgradeResponseExt(dst []byte, key, protocol, extensions string) []byte {
 	dst = append(dst, "HTTP/1.1 101 Switching Protocols\r\n"+
 		"Upgrade: websocket\r\n"+
 		"Connection: Upgrade\r\n"+
@@ -44,6 +52,11 @@ func AppendUpgradeResponse(dst []byte, key, protocol string) []byte {
 	if protocol != "" {
 		dst = append(dst, "Sec-WebSocket-Protocol: "...)
 		dst = appendHeaderValue(dst, protocol)
+		dst = append(dst, "\r\n"...)
+	}
+	if extensions != "" {
+		dst = append(dst, "Sec-WebSocket-Extensions: "...)
+		dst = appendHeaderValue(dst, extensions)
 		dst = append(dst, "\r\n"...)
 	}
 	return append(dst, "\r\n"...)

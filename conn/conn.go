@@ -362,6 +362,19 @@ func (c *Conn) Close(code codec.StatusCode, reason string) {
 	}
 }
 
+// HistoryLost implements topics.LossNotifier: a durable topic's live
+// stream lost messages the history no longer holds, or the history was
+// replaced. The connection is closed with 4003, in the reconnect range, so
+// the client reconnects and resumes from its last position; the resume then
+// says recovered:false with the reason. Loop goroutine only.
+func (c *Conn) HistoryLost(_ *topics.Subscription, reason string) {
+	if !c.Open() {
+		return
+	}
+	c.l.metrics.HistoryLost.Add(1)
+	c.Close(codec.StatusHistoryLost, "history lost: "+reason)
+}
+
 // Open reports whether the connection is open and takes pushes and
 // subscriptions. Loop goroutine only.
 func (c *Conn) Open() bool { return c.state == StateOpen && c.flags&flagCloseReq == 0 }

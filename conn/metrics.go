@@ -26,6 +26,7 @@ type Metrics struct {
 	PingsSent         atomic.Int64 // heartbeat pings sent
 	HeartbeatTimeouts atomic.Int64 // connections closed for not answering a ping
 	SlowConsumers     atomic.Int64 // connections closed for a full outbound buffer
+	HistoryLost       atomic.Int64 // connections closed because a durable topic lost messages (4003)
 	DroppedClosing    atomic.Int64 // pushes dropped because their connection was closing
 	ProtocolErrors    atomic.Int64 // connections failed with 1002/1007/1009
 	RejectedGlobal    atomic.Int64 // connections refused with 503: global cap

@@ -26,3 +26,18 @@ type Loop interface {
 	// loop holds between flushes stays bounded.
 	Flush()
 }
+
+// LossNotifier is implemented by Subscribers that want to know when the
+// live stream of a durable topic lost messages on this node that the
+// history no longer holds (reason codec.ReasonTrimmed), or when the
+// topic's history was replaced (codec.ReasonEpochChanged). Such a
+// subscriber cannot get those messages any more without being told: pushd
+// closes the connection with a reconnect code, and the client's resume then
+// says recovered:false. A Subscriber that does not implement it just keeps
+// receiving the live stream.
+type LossNotifier interface {
+	// HistoryLost is called on the loop goroutine of x's Shard, after
+	// every message dispatched before the loss and before any after it.
+	// It may unsubscribe x and the subscriber's other subscriptions.
+	HistoryLost(x *Subscription, reason string)
+}

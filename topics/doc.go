@@ -8,6 +8,23 @@
 // on its own goroutine; a Format is an encoder a transport registers; the
 // message bus is a broker.Broker (package topics/broker).
 //
+// # Durable topics
+//
+// A topic the broker keeps a history of (broker.Broker.Retention) has a
+// durable state per period of interest (durable.go): messages are
+// dispatched only as an unbroken chain of the history (a gap is repaired
+// from the history first, or reported through LossNotifier), the chain's
+// tail is a per-node cache, and Shard.Resume replays what a subscriber
+// missed, from the cache or from one history read shared by every
+// subscriber waiting for the same topic, before its live messages:
+//
+//	broker worker ── Deliver(m, Prev) ──► durable.mu: Prev == head? dispatch + cache
+//	                                          │ no: hold; repair goroutine reads (head, …] → dispatch, then the held
+//	Shard.Resume (loop) ── catchUp ──────────► durable.mu: cache covers the position? outcome + replay now
+//	                                          │ no: wait for the shared history read (fetch goroutine)
+//	                                          ▼ outcome queued on the shard under durable.mu, ordered with dispatches
+//	loop: drain ── control item → done(outcomes) → replay → held live → live
+//
 // # Data flow
 //
 //	broker goroutine (natsbroker: a fan-in worker; all messages of one topic on one goroutine)
@@ -29,7 +46,10 @@
 //	Hub config, broker                     immutable after New
 //	partition.topics, topicState.bsub,     partition.mu (write: first/last local
 //	topicState.shards (copy-on-write)        subscriber of a topic; read: Deliver)
-//	topicState.seq                         the broker goroutine delivering the topic
+//	topicState.seq                         the broker goroutine delivering the topic (durable: durable.mu)
+//	durable (chain, head, held, waiters)   durable.mu
+//	Subscription.pos and .wait, resume     the Shard's loop goroutine
+//	batches, Shard.after
 //	Shard.topics, shardTopic.subs,         the Shard's loop goroutine
 //	Subscription.idx, Shard.spare
 //	Shard.queue, scheduled, stopped        Shard.mu (Deliver appends, the drain swaps)
@@ -38,7 +58,11 @@
 //
 // # Lock order
 //
-// partition.mu is taken before the broker's own locks (Subscribe and
+// durable.mu is taken before partition.mu (read, for the shard list of a
+// dispatch) and Shard.mu (to queue); so nothing holding partition.mu may
+// take durable.mu: a period of interest's durable state is closed after the
+// partition lock is released. partition.mu is taken before the broker's
+// own locks (Subscribe and
 // Unsubscribe call the broker while holding it, so the first-subscriber and
 // last-subscriber decisions and the upstream subscription change are one
 // atomic step); a broker never holds its locks while calling Sink.Deliver.

@@ -79,11 +79,16 @@ func newHub(tb testing.TB, nc *nats.Conn, cfg testConfig) *Hub {
 }
 
 // pushFormat is the v1 WebSocket push frame, built the way the WebSocket
-// transport builds it: the format every recorder asks for.
+// transport builds it (with offset and epoch on a durable topic): the
+// format every recorder asks for.
 var pushFormat = NewFormat("test-v1-ws", func(dst []byte, m *Message) ([]byte, int) {
 	at := len(dst)
 	dst = codec.AppendFrameRoom(dst)
-	dst = codec.AppendPush(dst, m.Topic(), m.Seq(), m.Data())
+	if m.Offset() != 0 {
+		dst = codec.AppendPushAt(dst, m.Topic(), m.Seq(), m.Offset(), m.Epoch(), m.Data())
+	} else {
+		dst = codec.AppendPush(dst, m.Topic(), m.Seq(), m.Data())
+	}
 	return dst, codec.FinishFrame(dst, at, ws.OpText)
 })
 
@@ -237,6 +242,8 @@ type push struct {
 	Type    string          `json:"type"`
 	Topic   string          `json:"topic"`
 	Seq     uint64          `json:"seq"`
+	Offset  uint64          `json:"offset"`
+	Epoch   string          `json:"epoch"`
 	Data    json.RawMessage `json:"data"`
 	payload []byte
 }

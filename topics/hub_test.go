@@ -663,7 +663,7 @@ func TestUnsubscribeSwapRemove(t *testing.T) {
 			t.Errorf("after removals: len %d cap %d, want len %d and a shrunk list", len(st.subs), cap(st.subs), len(keep))
 		}
 		for j, x := range st.subs {
-			if x.idx != j {
+			if int(x.idx) != j {
 				t.Errorf("subs[%d] has idx %d", j, x.idx)
 			}
 		}

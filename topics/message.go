@@ -96,6 +96,7 @@ type Message struct {
 	epoch   string
 	data    []byte
 	arrived time.Time
+	stored  time.Time // when the bus stored it (durable topics), for the cache's TTL
 
 	// mu serializes building encodings. enc[i] is written under mu before
 	// bit i of built is set, and never again until the last Release, so
@@ -117,7 +118,8 @@ func (m *Message) Topic() string { return m.topic }
 
 // Seq returns the message's sequence number: per topic and per node, it
 // counts from 1 since this node's interest in the topic began (see
-// Shard.Subscribe).
+// Shard.Subscribe). A message of a durable topic that this node read from
+// the history rather than received live (a replay) has seq 0.
 func (m *Message) Seq() uint64 { return m.seq }
 
 // Offset returns the message's position in its topic's history, or 0 on
@@ -196,7 +198,7 @@ func (m *Message) Release() {
 		m.enc[i] = encoding{}
 	}
 	m.built.Store(0)
-	m.topic, m.seq, m.offset, m.epoch, m.data, m.arrived = "", 0, 0, "", nil, time.Time{}
+	m.topic, m.seq, m.offset, m.epoch, m.data, m.arrived, m.stored = "", 0, 0, "", nil, time.Time{}, time.Time{}
 	h.messagesLive.Add(-1)
 	h.messages.Put(m)
 }

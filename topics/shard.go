@@ -1,6 +1,7 @@
 package topics
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"sync"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pushd/pushd/codec"
+	"github.com/pushd/pushd/topics/broker"
 	"github.com/pushd/pushd/topics/metric"
 )
 
@@ -23,7 +25,9 @@ type Shard struct {
 
 	// Owned by the loop goroutine.
 	topics map[string]*shardTopic
-	spare  []queued // the drain's second queue slice, reused so steady state allocates nothing
+	spare  []queued                  // the drain's second queue slice, reused so steady state allocates nothing
+	after  []*Message                // references to drop after the drain's next Flush (replays, held messages)
+	ext    map[*Subscription]*subExt // resume state of the subscriptions with ext set
 
 	// mu guards queue, scheduled and stopped. Workers take it to append; the
 	// drain takes it to swap the queue out.
@@ -42,11 +46,32 @@ type Shard struct {
 }
 
 // queued is one message waiting in a shard's queue for its topic's local
-// subscribers.
+// subscribers, or a control item (m nil).
 type queued struct {
 	st *shardTopic
 	m  *Message
+	c  *control
 }
+
+// control is an event for the loop that must keep its place among a
+// topic's messages: a resume's outcome, a loss on a durable topic, or a
+// function to run (a history read's answer).
+type control struct {
+	kind   int
+	x      *Subscription  // ctlResolve
+	rec    codec.Recovery // ctlResolve: the outcome
+	replay []*Message     // ctlResolve: one reference each, owned by the item
+	pos    uint64         // ctlResolve: deliver only live messages above this offset
+	reason string         // ctlLoss
+	fn     func()         // ctlFunc
+}
+
+// Kinds of control items.
+const (
+	ctlResolve = iota
+	ctlLoss
+	ctlFunc
+)
 
 // shardTopic is one shard's local subscribers of one topic. It exists while
 // the shard has at least one, and is registered in the topic's state for
@@ -68,9 +93,50 @@ type Subscription struct {
 	st  *shardTopic
 	sub Subscriber
 
-	// Owned by the shard's loop goroutine: the index in st.subs, so
-	// Unsubscribe is an O(1) swap-remove; -1 once unsubscribed.
-	idx int
+	// Owned by the shard's loop goroutine.
+	idx int32 // the index in st.subs, so Unsubscribe is an O(1) swap-remove; -1 once unsubscribed
+	// ext reports that the subscription has state in Shard.ext: a Resume
+	// in progress, or a position to skip live messages up to. Kept out of
+	// the struct so that the many subscriptions without either stay 32
+	// bytes.
+	ext bool
+}
+
+// subExt is the state of a Subscription with ext set. Owned by the
+// shard's loop goroutine.
+type subExt struct {
+	pos  uint64   // deliver only messages above this offset; 0: no filter
+	wait *pending // non-nil until the Resume that made it has its outcome
+}
+
+// pending is a Subscription of a Resume whose outcome is not complete yet.
+// Owned by the shard's loop goroutine.
+type pending struct {
+	batch    *resumeBatch
+	recIdx   int  // index of its Recovery in batch.recs; -1 without a position
+	skip     bool // until resolved: drop live messages (the replay will hold them)
+	resolved bool
+	lost     string     // a loss the subscription must be told of once it goes live
+	pos      uint64     // from the outcome
+	replay   []*Message // from the outcome; one reference each
+	held     []*Message // live messages after the outcome; one reference each
+}
+
+// resumeBatch is one Resume call: its subscriptions get live messages only
+// after done ran with every outcome. Owned by the shard's loop goroutine.
+type resumeBatch struct {
+	subs []*Subscription
+	recs []codec.Recovery
+	left int // subscriptions without their outcome yet
+	done func([]codec.Recovery)
+}
+
+// Want is one topic of a Resume.
+type Want struct {
+	Topic string
+	// Since, when set, is the position to resume after: every stored
+	// message of the topic after it is replayed before the live ones.
+	Since *codec.Position
 }
 
 // Topic returns the subscribed topic name. Safe for concurrent use.
@@ -90,6 +156,11 @@ func (s *Shard) Subscribe(topic string, sub Subscriber) (*Subscription, error) {
 	if err := codec.ValidTopic(topic); err != nil {
 		return nil, fmt.Errorf("topics: subscribe: %w", err)
 	}
+	return s.subscribe(topic, sub)
+}
+
+// subscribe adds sub as a local subscriber of topic, a valid name.
+func (s *Shard) subscribe(topic string, sub Subscriber) (*Subscription, error) {
 	if s.hub.closed.Load() {
 		return nil, ErrClosed
 	}
@@ -103,10 +174,134 @@ func (s *Shard) Subscribe(topic string, sub Subscriber) (*Subscription, error) {
 		}
 		s.topics[st.name] = st
 	}
-	x := &Subscription{st: st, sub: sub, idx: len(st.subs)}
+	x := &Subscription{st: st, sub: sub, idx: int32(len(st.subs))}
 	st.subs = append(st.subs, x)
 	s.hub.subscriptions.Add(1)
 	return x, nil
+}
+
+// Resume subscribes sub to every topic of wants, like Subscribe, and
+// resumes those with a position: it returns at once, without waiting for
+// the network, and done runs later on the loop goroutine with one
+// codec.Recovery per want that had a Since, in the order of wants. A
+// durable topic recovers when every message after the position is still
+// in the history (reason codec.ReasonEpochChanged, ReasonTrimmed,
+// ReasonLimit when more than Config.MaxReplay were missed, or
+// ReasonUnavailable when the history could not be read in time); a topic
+// without history answers ReasonNotDurable. Either way the subscription
+// stays, and goes live.
+//
+// A durable topic without a position also waits, until the node knows
+// where the topic's history ended when its interest began (one JetStream
+// request for the node's first subscriber; none after): from done on,
+// every message stored is delivered to it.
+//
+// Order, for each subscription of the call: nothing is delivered before
+// done returns (so the caller can reply first); then the replayed messages,
+// oldest first; then the live ones, with no gap and no duplicate between
+// the two. Live messages that arrive meanwhile are held (at most
+// Config.HoldLen per subscription; past it a recovered topic turns into
+// ReasonLimit and other topics lose their oldest held messages). done must
+// not subscribe or unsubscribe.
+//
+// Errors are Subscribe's; on error no subscription is made and done never
+// runs. The caller ensures that no (topic, sub) pair is subscribed twice.
+// Loop goroutine only.
+func (s *Shard) Resume(sub Subscriber, wants []Want, done func([]codec.Recovery)) ([]*Subscription, error) {
+	for _, w := range wants {
+		if err := codec.ValidTopic(w.Topic); err != nil {
+			return nil, fmt.Errorf("topics: subscribe: %w", err)
+		}
+	}
+	b := &resumeBatch{done: done, left: len(wants)}
+	xs := make([]*Subscription, 0, len(wants))
+	for _, w := range wants {
+		x, err := s.subscribe(w.Topic, sub)
+		if err != nil {
+			for _, x := range xs {
+				s.Unsubscribe(x)
+			}
+			return nil, err
+		}
+		pw := &pending{batch: b, recIdx: -1}
+		s.setExt(x).wait = pw
+		if w.Since != nil {
+			pw.recIdx = len(b.recs)
+			b.recs = append(b.recs, codec.Recovery{Topic: x.st.name})
+		}
+		xs = append(xs, x)
+	}
+	b.subs = xs
+	for i, w := range wants {
+		x := xs[i]
+		d := x.st.ts.dur
+		switch {
+		case w.Since == nil && d != nil:
+			d.join(x)
+		case w.Since == nil:
+			s.enqueueControl(x.st, &control{kind: ctlResolve, x: x})
+		case d == nil:
+			rec := codec.Recovery{Topic: x.st.name, Reason: codec.ReasonNotDurable}
+			s.enqueueControl(x.st, &control{kind: ctlResolve, x: x, rec: rec})
+		default:
+			s.ext[x].wait.skip = true
+			d.catchUp(&catchUp{x: x, since: *w.Since})
+		}
+	}
+	return xs, nil
+}
+
+// Defer runs fn on the loop goroutine later, after everything already in
+// the shard's queue (in particular after the drain in progress has flushed
+// what it delivered): for work that must follow a Resume's replay. Loop
+// goroutine only.
+func (s *Shard) Defer(fn func()) {
+	s.enqueueControl(nil, &control{kind: ctlFunc, fn: fn})
+}
+
+// PublishWait publishes msgs like Hub.PublishWait, without waiting: done
+// runs later on the loop goroutine with the acks (offsets and epochs on
+// durable topics). It shares Config.MaxHistoryReads with History: past it,
+// done gets ErrBusy. Loop goroutine only.
+func (s *Shard) PublishWait(msgs []broker.Outgoing, done func([]broker.Ack, error)) {
+	h := s.hub
+	reply := func(acks []broker.Ack, err error) {
+		s.enqueueControl(nil, &control{kind: ctlFunc, fn: func() { done(acks, err) }})
+	}
+	select {
+	case h.historyReads <- struct{}{}:
+	default:
+		reply(nil, ErrBusy)
+		return
+	}
+	go func() {
+		defer func() { <-h.historyReads }()
+		ctx, cancel := context.WithTimeout(context.Background(), h.cfg.CatchUpTimeout)
+		defer cancel()
+		reply(h.PublishWait(ctx, msgs))
+	}()
+}
+
+// History reads the stored messages of a durable topic after since, like
+// Hub.History, without waiting: done runs later on the loop goroutine with
+// the answer. Loop goroutine only.
+func (s *Shard) History(topic string, since codec.Position, limit int, done func(HistoryPage, error)) {
+	h := s.hub
+	reply := func(p HistoryPage, err error) {
+		s.enqueueControl(nil, &control{kind: ctlFunc, fn: func() { done(p, err) }})
+	}
+	select {
+	case h.historyReads <- struct{}{}:
+	default:
+		reply(HistoryPage{}, ErrBusy)
+		return
+	}
+	go func() {
+		defer func() { <-h.historyReads }()
+		ctx, cancel := context.WithTimeout(context.Background(), h.cfg.CatchUpTimeout)
+		defer cancel()
+		reply(h.History(ctx, topic, since, limit))
+	}()
 }
 
 // Unsubscribe removes x. When x was the node's last subscriber of its topic
@@ -121,7 +316,18 @@ func (s *Shard) Unsubscribe(x *Subscription) {
 	if st.shard != s {
 		panic("topics: Unsubscribe on a Shard the Subscription was not made on")
 	}
-	last := len(st.subs) - 1
+	if x.ext {
+		// The entry stays until the Resume completes: its outcome still
+		// counts for the batch.
+		if w := s.ext[x].wait; w != nil {
+			releaseAll(w.replay)
+			releaseAll(w.held)
+			w.replay, w.held = nil, nil
+		} else {
+			s.dropExt(x)
+		}
+	}
+	last := int32(len(st.subs) - 1)
 	moved := st.subs[last]
 	st.subs[x.idx] = moved
 	moved.idx = x.idx
@@ -168,7 +374,29 @@ func (s *Shard) enqueue(st *shardTopic, m *Message) {
 		s.droppedFull.Add(1)
 		return
 	}
-	s.queue = append(s.queue, queued{st, m})
+	s.queue = append(s.queue, queued{st: st, m: m})
+	s.scheduleLocked()
+}
+
+// enqueueControl appends a control item to the queue. Unlike messages,
+// control items are never refused for a full queue: each stands for a
+// subscriber's outcome, and there are at most a few per subscription. On a
+// stopped shard the item's references are released. Safe for concurrent
+// use.
+func (s *Shard) enqueueControl(st *shardTopic, c *control) {
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		releaseAll(c.replay)
+		return
+	}
+	s.queue = append(s.queue, queued{st: st, c: c})
+	s.scheduleLocked()
+}
+
+// scheduleLocked hands a drain to the loop unless one is pending, and
+// unlocks s.mu (Execute must not run under it).
+func (s *Shard) scheduleLocked() {
 	schedule := !s.scheduled
 	s.scheduled = true
 	s.mu.Unlock()
@@ -192,7 +420,11 @@ func (s *Shard) stop(err error) {
 	// A drain running right now works on a slice it swapped out earlier,
 	// never on q, so nothing is released twice.
 	for i := range q {
-		q[i].m.Release()
+		if q[i].m != nil {
+			q[i].m.Release()
+		} else {
+			releaseAll(q[i].c.replay)
+		}
 	}
 	s.droppedStop.Add(int64(len(q)))
 	if err != nil && s.stopReported.CompareAndSwap(false, true) {
@@ -217,14 +449,32 @@ func (s *Shard) drain() {
 	s.spare = nil
 
 	var n, pending int64
+	flush := func() {
+		s.loop.Flush()
+		releaseAll(s.after)
+		clear(s.after)
+		s.after = s.after[:0]
+		n += pending
+		pending = 0
+	}
 	for i := range q {
 		it := &q[i]
-		// Backwards, and re-checking the length, so that a subscriber
-		// removed during the walk (which Deliver must not do, but a
-		// failing write path might) costs nobody else a delivery.
-		for j := len(it.st.subs) - 1; j >= 0; j-- {
-			if j < len(it.st.subs) {
-				it.st.subs[j].sub.Deliver(it.m)
+		if it.c != nil {
+			pending += s.control(it.st, it.c)
+		} else {
+			// Backwards, and re-checking the length, so that a subscriber
+			// removed during the walk (which Deliver must not do, but a
+			// failing write path might) costs nobody else a delivery.
+			subs := it.st.subs
+			for j := len(subs) - 1; j >= 0; j-- {
+				if j >= len(it.st.subs) {
+					continue
+				}
+				x := it.st.subs[j]
+				if x.ext && !s.passes(x, it.m) {
+					continue
+				}
+				x.sub.Deliver(it.m)
 				pending++
 			}
 		}
@@ -232,14 +482,11 @@ func (s *Shard) drain() {
 		// long backlog has queued flushDeliveries, so a loop that fell
 		// behind does not hold backlog × subscribers entries at once.
 		if pending >= flushDeliveries {
-			s.loop.Flush()
-			n += pending
-			pending = 0
+			flush()
 		}
 	}
-	if pending > 0 {
-		s.loop.Flush()
-		n += pending
+	if pending > 0 || len(s.after) > 0 {
+		flush()
 	}
 	if n > 0 {
 		s.deliveries.Add(n)
@@ -249,12 +496,197 @@ func (s *Shard) drain() {
 		// gnet's outbound buffer) on this loop: its latency from arrival.
 		now := time.Now()
 		for i := range q {
-			s.latency.Observe(now.Sub(q[i].m.arrived).Seconds())
+			if q[i].m != nil {
+				s.latency.Observe(now.Sub(q[i].m.arrived).Seconds())
+			}
 		}
 	}
 	for i := range q {
-		q[i].m.Release()
+		if q[i].m != nil {
+			q[i].m.Release()
+		}
 		q[i] = queued{}
 	}
 	s.spare = q[:0]
+}
+
+// setExt gives x an ext entry (or returns its entry). Loop goroutine only.
+func (s *Shard) setExt(x *Subscription) *subExt {
+	if x.ext {
+		return s.ext[x]
+	}
+	if s.ext == nil {
+		s.ext = make(map[*Subscription]*subExt)
+	}
+	e := new(subExt)
+	s.ext[x] = e
+	x.ext = true
+	return e
+}
+
+// dropExt removes x's ext entry. Loop goroutine only.
+func (s *Shard) dropExt(x *Subscription) {
+	if x.ext {
+		delete(s.ext, x)
+		x.ext = false
+	}
+}
+
+// passes reports whether live message m goes to x, which has an ext
+// entry: not while its Resume waits (m is held or skipped instead), and
+// not at or below its position; past its position the entry goes. Loop
+// goroutine only.
+func (s *Shard) passes(x *Subscription, m *Message) bool {
+	e := s.ext[x]
+	if e.wait != nil {
+		s.hold(x, e.wait, m)
+		return false
+	}
+	if m.offset <= e.pos {
+		return false
+	}
+	s.dropExt(x)
+	return true
+}
+
+// hold keeps m for x, whose Resume is not complete: before x's own outcome
+// a durable topic's messages are skipped (the replay will hold them);
+// after it, and for topics without a position, they wait for the batch.
+// Loop goroutine only.
+func (s *Shard) hold(x *Subscription, w *pending, m *Message) {
+	if w.skip {
+		return
+	}
+	if len(w.held) >= s.hub.cfg.HoldLen {
+		s.hub.heldDropped.Add(1)
+		if w.recIdx >= 0 && w.batch.recs[w.recIdx].Recovered {
+			// The replay and what follows it no longer fit: not recovered.
+			w.batch.recs[w.recIdx] = codec.Recovery{Topic: x.st.name, Reason: codec.ReasonLimit}
+			releaseAll(w.replay)
+			releaseAll(w.held)
+			w.replay, w.held, w.pos = nil, w.held[:0], 0
+		} else {
+			w.held[0].Release()
+			w.held = append(w.held[:0], w.held[1:]...)
+		}
+	}
+	m.Retain()
+	w.held = append(w.held, m)
+}
+
+// control handles one control item and returns the deliveries it made.
+// Loop goroutine only.
+func (s *Shard) control(st *shardTopic, c *control) int64 {
+	switch c.kind {
+	case ctlFunc:
+		c.fn()
+	case ctlResolve:
+		x := c.x
+		var w *pending
+		if x.ext {
+			w = s.ext[x].wait
+		}
+		if w == nil || w.resolved || x.idx < 0 {
+			releaseAll(c.replay)
+			if w != nil && !w.resolved {
+				w.resolved = true
+				return s.resolved(w)
+			}
+			return 0
+		}
+		w.resolved, w.skip = true, false
+		w.replay, w.pos = c.replay, c.pos
+		if w.recIdx >= 0 {
+			rec := c.rec
+			rec.Topic = x.st.name
+			w.batch.recs[w.recIdx] = rec
+		}
+		return s.resolved(w)
+	case ctlLoss:
+		var lost []*Subscription
+		for _, x := range st.subs {
+			var w *pending
+			if x.ext {
+				w = s.ext[x].wait
+			}
+			switch {
+			case w == nil:
+				lost = append(lost, x)
+			case !w.resolved && w.skip:
+				// Its outcome is computed after the loss.
+			case w.recIdx >= 0 && w.batch.recs[w.recIdx].Recovered:
+				// Not told yet: its outcome changes instead.
+				w.batch.recs[w.recIdx] = codec.Recovery{Topic: x.st.name, Reason: c.reason}
+				releaseAll(w.replay)
+				releaseAll(w.held)
+				w.replay, w.held, w.pos = nil, nil, 0
+			case w.recIdx < 0:
+				// Live without a position once the batch completes: told
+				// then.
+				w.lost = c.reason
+			}
+		}
+		for _, x := range lost {
+			if x.idx < 0 {
+				continue
+			}
+			if ln, ok := x.sub.(LossNotifier); ok {
+				ln.HistoryLost(x, c.reason)
+			}
+		}
+	}
+	return 0
+}
+
+// resolved counts one more outcome of w's batch; with the last, done runs
+// and every subscription of the batch gets its replay, then its held
+// messages, and goes live. It returns the deliveries made. Loop goroutine
+// only.
+func (s *Shard) resolved(w *pending) int64 {
+	b := w.batch
+	if b.left--; b.left > 0 {
+		return 0
+	}
+	if b.done != nil {
+		b.done(b.recs)
+	}
+	var n int64
+	var lost []*Subscription
+	var reasons []string
+	for _, x := range b.subs {
+		var w *pending
+		if x.ext {
+			w = s.ext[x].wait
+			s.dropExt(x)
+		}
+		if x.idx < 0 || w == nil {
+			continue
+		}
+		for _, m := range w.replay {
+			x.sub.Deliver(m)
+			n++
+		}
+		for _, m := range w.held {
+			if w.pos != 0 && m.offset <= w.pos {
+				continue
+			}
+			x.sub.Deliver(m)
+			n++
+		}
+		if last := len(w.held); w.pos != 0 && (last == 0 || w.held[last-1].offset <= w.pos) {
+			s.setExt(x).pos = w.pos // live messages up to pos are in the replay
+		}
+		// The subscribers may keep them until the next Flush.
+		s.after = append(append(s.after, w.replay...), w.held...)
+		w.replay, w.held = nil, nil
+		if w.lost != "" {
+			lost, reasons = append(lost, x), append(reasons, w.lost)
+		}
+	}
+	for i, x := range lost {
+		if ln, ok := x.sub.(LossNotifier); ok && x.idx >= 0 {
+			ln.HistoryLost(x, reasons[i])
+		}
+	}
+	return n
 }

@@ -61,7 +61,9 @@ type Stats struct {
 	// this node, so such losses (and DroppedBroker) leave no gap in seq;
 	// only DroppedShardQueue does.
 	Reconnects int64
-	// BrokerRequests counts history requests made to the bus.
+	// BrokerRequests counts requests made to the bus other than
+	// publishes (broker.Stats.Requests): history reads, catch-ups,
+	// repairs, position checks.
 	BrokerRequests int64
 	// Connected reports whether the broker can reach the bus.
 	Connected bool
@@ -69,6 +71,34 @@ type Stats struct {
 	// Latency is the delivery latency histogram summed over shards
 	// (seconds; see LatencyBounds).
 	Latency metric.Snapshot
+
+	// Durable topics.
+
+	// DurableTopics is the number of durable topics with local interest
+	// (gauge).
+	DurableTopics int64
+	// CatchUps counts resumes of a durable topic from a position;
+	// CatchUpsCached those served from the node's cache without a
+	// request, and CatchUpReads the history reads made for the others (one
+	// read serves every resume of the topic waiting for it).
+	CatchUps, CatchUpsCached, CatchUpReads int64
+	// Repairs counts history reads that filled a gap in the live stream
+	// (a dropped or never-delivered message, found by its successor's Prev
+	// or by the broker's check).
+	Repairs int64
+	// Losses counts live-stream gaps the history could no longer fill, and
+	// epoch changes: each told the topic's subscribers (LossNotifier).
+	Losses int64
+	// Duplicates counts live messages dropped because the node had already
+	// dispatched them (after a repair read them first).
+	Duplicates int64
+	// HeldDropped counts messages dropped from a full hold: a repair's
+	// (read back from the history) or a pending Resume's (Config.HoldLen).
+	HeldDropped int64
+	// CacheMessages and CacheBytes are the messages and payload bytes in
+	// the per-topic caches (gauges). Cached messages also count in
+	// MessagesLive.
+	CacheMessages, CacheBytes int64
 }
 
 // Stats returns a snapshot of the Hub's counters. It takes each partition's
@@ -88,6 +118,17 @@ func (h *Hub) Stats() Stats {
 		Reconnects:     bs.Reconnects,
 		BrokerRequests: bs.Requests,
 		Connected:      h.broker.Connected(),
+
+		DurableTopics:  h.durableTopics.Load(),
+		CatchUps:       h.catchUps.Load(),
+		CatchUpsCached: h.catchUpsCached.Load(),
+		CatchUpReads:   h.catchUpReads.Load(),
+		Repairs:        h.repairs.Load(),
+		Losses:         h.losses.Load(),
+		Duplicates:     h.duplicates.Load(),
+		HeldDropped:    h.heldDropped.Load(),
+		CacheMessages:  h.cacheMessages.Load(),
+		CacheBytes:     h.cacheBytes.Load(),
 	}
 	for i := range h.parts {
 		p := &h.parts[i]

@@ -19,6 +19,7 @@ import (
 	"github.com/pushd/pushd/conn/session"
 	"github.com/pushd/pushd/conn/sio"
 	"github.com/pushd/pushd/conn/ws"
+	"github.com/pushd/pushd/topics/broker/jsbroker"
 )
 
 // config is everything the daemon can be told. Each field is a flag; the
@@ -57,6 +58,18 @@ type config struct {
 	PersonalPrefix string
 	ClientPublish  bool
 	Auth           authConfig
+	History        historyConfig
+}
+
+// historyConfig is the durable-topics part of the configuration.
+type historyConfig struct {
+	Patterns      string // --history: PATTERN:SIZE[:TTL],…
+	DataDir       string // embedded JetStream's file storage
+	MaxStore      int64  // embedded JetStream's disk cap
+	Replicas      int
+	Cache         int
+	MaxReplay     int
+	CheckInterval time.Duration
 }
 
 // authConfig is the authentication part of the configuration.
@@ -156,6 +169,7 @@ func registerFlags(fs *flag.FlagSet) (*config, *flagExtras) {
 	fs.IntVar(&c.Conn.MaxHeaders, "max-headers", 64, "most request header fields (431 beyond)")
 	fs.IntVar(&c.WS.MaxFrameSize, "max-frame", 64<<10, "largest client frame payload (1009 beyond)")
 	fs.IntVar(&c.WS.MaxMessageSize, "max-message", 64<<10, "largest client message (1009 beyond)")
+	fs.BoolVar(&c.WS.Compression, "compression", true, "permessage-deflate for WebSocket clients that offer it: each push compressed once for all of them")
 	fs.DurationVar(&c.WS.PingInterval, "ping-interval", 25*time.Second, "idle time before the server pings")
 	fs.DurationVar(&c.WS.PongTimeout, "pong-timeout", 10*time.Second, "time to answer a ping before being closed")
 	fs.DurationVar(&c.Conn.CloseTimeout, "close-timeout", 5*time.Second, "time the peer has to answer a close frame")
@@ -171,6 +185,14 @@ func registerFlags(fs *flag.FlagSet) (*config, *flagExtras) {
 	fs.IntVar(&c.AcceptBurst, "accept-burst", 20000, "burst of new connections above --accept-rate")
 	fs.StringVar(&c.PersonalPrefix, "personal-prefix", "user.", "authenticated connections are subscribed to <prefix><sub> (empty: none)")
 	fs.BoolVar(&c.ClientPublish, "client-publish", false, "let clients publish where their token allows it")
+	h := &c.History
+	fs.StringVar(&h.Patterns, "history", "", "durable topics: comma-separated PATTERN:SIZE[:TTL] (NATS wildcards over topics), e.g. 'user.>:1000:24h,ticker.*:1:1h'; each matching topic keeps its last SIZE messages, none older than TTL, in JetStream")
+	fs.StringVar(&h.DataDir, "data-dir", "pushd-data", "directory of the embedded NATS server's JetStream file storage (used with --history and no --nats)")
+	fs.Int64Var(&h.MaxStore, "data-max-bytes", 1<<30, "disk the embedded JetStream may use for histories")
+	fs.IntVar(&h.Replicas, "history-replicas", 1, "replicas of each history stream (1-5; more than 1 needs a NATS cluster)")
+	fs.IntVar(&h.Cache, "history-cache", 256, "recent messages each node caches per durable topic it serves, to answer resumes without JetStream (0: none)")
+	fs.IntVar(&h.MaxReplay, "history-max-replay", 1000, "most messages one resume replays; a client that missed more gets recovered:false, reason limit")
+	fs.DurationVar(&h.CheckInterval, "history-check-interval", 5*time.Second, "how often a node checks that its live durable topics missed nothing and that no history was replaced")
 	a := &c.Auth
 	fs.BoolVar(&a.Insecure, "insecure", false, "development mode: accept every client without a token (logged loudly)")
 	fs.StringVar(&a.SecretFiles, "jwt-secret-files", "", "comma-separated files holding HS256 secrets; each file's base name is its kid")
@@ -317,6 +339,9 @@ func (c *config) validate() error {
 		{"--max-outbound", c.Conn.MaxOutbound > 0},
 		{"--slow-consumer-timeout", c.Conn.SlowConsumerTimeout > 0},
 		{"--gc-percent", c.GCPercent > 0},
+		{"--history-max-replay", c.History.MaxReplay > 0},
+		{"--history-check-interval", c.History.CheckInterval > 0},
+		{"--data-max-bytes", c.History.MaxStore > 0},
 	}
 	for _, p := range positive {
 		if !p.ok {
@@ -333,6 +358,7 @@ func (c *config) validate() error {
 		{"--accept-rate", c.AcceptRate >= 0},
 		{"--accept-burst", c.AcceptBurst >= 0},
 		{"--memory-limit", c.MemoryLimit >= 0},
+		{"--history-cache", c.History.Cache >= 0},
 	}
 	for _, p := range nonNegative {
 		if !p.ok {
@@ -364,6 +390,15 @@ func (c *config) validate() error {
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		return err
+	}
+	if c.History.Replicas < 1 || c.History.Replicas > 5 {
+		return fmt.Errorf("--history-replicas %d: want 1 to 5", c.History.Replicas)
+	}
+	if _, err := jsbroker.ParsePatterns(c.History.Patterns); err != nil {
+		return fmt.Errorf("--history: %v", err)
+	}
+	if c.History.Patterns != "" && c.NATS == "" && c.History.DataDir == "" {
+		return errors.New("--data-dir must not be empty with --history and the embedded NATS server")
 	}
 	if c.NATSListen != "off" && c.NATS == "" {
 		if _, _, err := splitHostPort(c.NATSListen); err != nil {

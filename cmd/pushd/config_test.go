@@ -213,7 +213,7 @@ func TestEmbeddedNATSPortBusy(t *testing.T) {
 	defer l.Close()
 	busy := l.Addr().String()
 	start := time.Now()
-	_, err = startEmbeddedNATS(busy)
+	_, err = startEmbeddedNATS(busy, nil)
 	if err == nil || !strings.Contains(err.Error(), busy) || !strings.Contains(err.Error(), "address already in use") {
 		t.Fatalf("error %v, want one naming %s and the cause", err, busy)
 	}

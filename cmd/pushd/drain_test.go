@@ -19,7 +19,11 @@ func TestMain(m *testing.M) {
 	if os.Getenv("PUSHD_TEST_DAEMON") == "1" {
 		os.Exit(run(os.Args[1:]))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if binDir != "" {
+		_ = os.RemoveAll(binDir) // the chaos tests' binaries
+	}
+	os.Exit(code)
 }
 
 // SIGTERM drains: every client receives close 1001, and the process exits 0

@@ -70,8 +70,16 @@ type msg struct {
 	Session string          `json:"session"`
 	Topic   string          `json:"topic"`
 	Seq     uint64          `json:"seq"`
+	Offset  uint64          `json:"offset"`
+	Epoch   string          `json:"epoch"`
 	Data    json.RawMessage `json:"data"`
-	Error   *struct {
+	// Durable topics: a subscribe's outcomes, a history reply.
+	Recovered map[string]bool   `json:"recovered"`
+	Reasons   map[string]string `json:"reasons"`
+	Messages  []msg             `json:"messages"`
+	More      bool              `json:"more"`
+	Trimmed   bool              `json:"trimmed"`
+	Error     *struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
 	} `json:"error"`

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 
@@ -28,6 +29,8 @@ import (
 	"github.com/pushd/pushd/conn/ws"
 	"github.com/pushd/pushd/netpoll"
 	"github.com/pushd/pushd/topics"
+	"github.com/pushd/pushd/topics/broker"
+	"github.com/pushd/pushd/topics/broker/jsbroker"
 	"github.com/pushd/pushd/topics/broker/natsbroker"
 	"github.com/pushd/pushd/topics/metric"
 )
@@ -41,7 +44,7 @@ type node struct {
 	log      *slog.Logger
 	ns       *server.Server // nil with an external NATS
 	nc       *nats.Conn
-	broker   *natsbroker.Broker
+	broker   broker.Broker // a jsbroker.Broker with --history, otherwise a natsbroker.Broker
 	hub      *topics.Hub
 	smet     *session.Metrics // the sessions' counters
 	sioMet   *sio.Metrics     // the Socket.IO polling and relay counters
@@ -69,10 +72,14 @@ func startNode(cfg *config, p *parts, log *slog.Logger) (n *node, err error) {
 	if err = n.connectNATS(); err != nil {
 		return n, err
 	}
-	if n.broker, err = natsbroker.New(n.nc, natsbroker.Config{Prefix: cfg.Prefix, Logger: log}); err != nil {
+	if n.broker, err = n.newBroker(); err != nil {
 		return n, err
 	}
-	if n.hub, err = topics.New(n.broker, topics.Config{Logger: log}); err != nil {
+	cacheLen := cfg.History.Cache
+	if cacheLen == 0 {
+		cacheLen = -1 // topics.Config: negative turns the cache off, 0 is the default
+	}
+	if n.hub, err = topics.New(n.broker, topics.Config{Logger: log, CacheLen: cacheLen, MaxReplay: cfg.History.MaxReplay}); err != nil {
 		return n, err
 	}
 	n.smet = new(session.Metrics)
@@ -105,6 +112,7 @@ func startNode(cfg *config, p *parts, log *slog.Logger) (n *node, err error) {
 		Refused:        adm.Refused,
 		Hub:            n.hub.Stats,
 		PublishLatency: publishLatency,
+		Deflate:        ws.CompressionStats,
 	}
 	if cfg.SIOPath != "" {
 		src.SIO = n.sioMet
@@ -112,6 +120,7 @@ func startNode(cfg *config, p *parts, log *slog.Logger) (n *node, err error) {
 	reg := metrics.Registry(metrics.New(src))
 	a := api.New(api.Config{
 		Hub:            n.hub,
+		History:        n.hub,
 		Keys:           cfg.APIKeys,
 		Ready:          n.ready,
 		Metrics:        metrics.Handler(reg),
@@ -145,6 +154,37 @@ func startNode(cfg *config, p *parts, log *slog.Logger) (n *node, err error) {
 	}
 	log.Info("pushd serving", attrs...)
 	return n, nil
+}
+
+// newBroker returns the broker: with --history, a jsbroker.Broker, which
+// creates or updates its streams first and fails at once when JetStream
+// does not answer; otherwise a natsbroker.Broker.
+func (n *node) newBroker() (broker.Broker, error) {
+	cfg := n.cfg
+	patterns, err := jsbroker.ParsePatterns(cfg.History.Patterns)
+	if err != nil {
+		return nil, fmt.Errorf("--history: %w", err)
+	}
+	if len(patterns) == 0 {
+		return natsbroker.New(n.nc, natsbroker.Config{Prefix: cfg.Prefix, Logger: n.log})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b, err := jsbroker.New(ctx, n.nc, jsbroker.Config{
+		Prefix:        cfg.Prefix,
+		History:       patterns,
+		Replicas:      cfg.History.Replicas,
+		CheckInterval: cfg.History.CheckInterval,
+		Logger:        n.log,
+	})
+	if err != nil {
+		if errors.Is(err, jsbroker.ErrJetStreamUnavailable) {
+			return nil, fmt.Errorf("--history needs JetStream, and the NATS server has none: %w", err)
+		}
+		return nil, err
+	}
+	n.log.Info("durable topics", "history", cfg.History.Patterns, "replicas", cfg.History.Replicas)
+	return b, nil
 }
 
 // demoTopic is the topic the demo page shows as a live ticker.
@@ -212,7 +252,7 @@ func (n *node) routes(adm *auth.Admitter, smet *session.Metrics) []conn.Route {
 		// Polling requests that reach this node for another node's session
 		// are relayed to it through the broker: no sticky sessions.
 		scio := cfg.SIO
-		scio.Relay = n.broker
+		scio.Relay, _ = n.broker.(broker.Mailboxes) // both brokers are
 		n.sioMet = new(sio.Metrics)
 		scio.Metrics = n.sioMet
 		routes = append(routes, sio.Route(cfg.SIOPath, scio, sioAdmission(adm), scfg, smet))
@@ -266,7 +306,11 @@ func (n *node) connectNATS() error {
 	var opts []nats.Option
 	if url == "" {
 		var err error
-		if n.ns, err = startEmbeddedNATS(cfg.NATSListen); err != nil {
+		var js *embeddedJS
+		if cfg.History.Patterns != "" {
+			js = &embeddedJS{dir: cfg.History.DataDir, maxStore: cfg.History.MaxStore}
+		}
+		if n.ns, err = startEmbeddedNATS(cfg.NATSListen, js); err != nil {
 			return err
 		}
 		if cfg.NATSListen == "off" {
@@ -274,7 +318,11 @@ func (n *node) connectNATS() error {
 		} else {
 			url = n.ns.ClientURL()
 		}
-		log.Info("embedded NATS server started", "listen", cfg.NATSListen)
+		if js != nil {
+			log.Info("embedded NATS server started", "listen", cfg.NATSListen, "jetstream", cfg.History.DataDir)
+		} else {
+			log.Info("embedded NATS server started", "listen", cfg.NATSListen)
+		}
 	}
 	opts = append(opts,
 		nats.Name("pushd"),
@@ -316,11 +364,30 @@ func splitHostPort(listen string) (string, int, error) {
 	return host, p, nil
 }
 
+// embeddedJS configures JetStream in the embedded NATS server.
+type embeddedJS struct {
+	dir      string // file storage; the server keeps it under <dir>/jetstream
+	maxStore int64
+}
+
+// embeddedJSMemory caps the embedded JetStream's memory storage; pushd's
+// streams use file storage, so this bounds only what others create.
+const embeddedJSMemory = 64 << 20
+
 // startEmbeddedNATS starts a NATS server on listen ("host:port", or "off"
-// for in-process connections only). A busy address fails at once, naming
-// the address and the error, rather than after a start-up timeout.
-func startEmbeddedNATS(listen string) (*server.Server, error) {
+// for in-process connections only), with JetStream when js is not nil. A
+// busy address fails at once, naming the address and the error, rather
+// than after a start-up timeout; so does a data directory JetStream cannot
+// use.
+func startEmbeddedNATS(listen string, js *embeddedJS) (*server.Server, error) {
 	opts := &server.Options{ServerName: "pushd-embedded", NoLog: true, NoSigs: true, MaxPayload: 1 << 20}
+	if js != nil {
+		if err := os.MkdirAll(js.dir, 0o750); err != nil {
+			return nil, fmt.Errorf("--data-dir: %w", err)
+		}
+		opts.JetStream, opts.StoreDir = true, js.dir
+		opts.JetStreamMaxStore, opts.JetStreamMaxMemory = js.maxStore, embeddedJSMemory
+	}
 	if listen == "off" {
 		opts.DontListen = true
 	} else {
@@ -351,6 +418,10 @@ func startEmbeddedNATS(listen string) (*server.Server, error) {
 	if !ns.ReadyForConnections(10 * time.Second) {
 		ns.Shutdown()
 		return nil, fmt.Errorf("embedded NATS did not start on %s within 10s", listen)
+	}
+	if js != nil && !ns.JetStreamEnabled() {
+		ns.Shutdown()
+		return nil, fmt.Errorf("embedded JetStream did not start in --data-dir %s (is it writable, and not used by another pushd?)", js.dir)
 	}
 	return ns, nil
 }

@@ -43,7 +43,7 @@ func TestJSClient(t *testing.T) {
 	bin := buildPushd(t)
 
 	t.Run("node", func(t *testing.T) {
-		runNodeTests(t, node, bin, "", "client.test.mjs", "script.test.mjs", "types.test.mjs", "socketio.test.mjs")
+		runNodeTests(t, node, bin, "", "client.test.mjs", "script.test.mjs", "types.test.mjs", "socketio.test.mjs", "compression.test.mjs")
 	})
 	t.Run("chromium", func(t *testing.T) {
 		chromium := os.Getenv("CHROMIUM")

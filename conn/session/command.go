@@ -6,10 +6,22 @@ import "github.com/pushd/pushd/codec"
 // its reply through p: exactly one ok or error per command, in command
 // order (docs/protocol.md §2). text reports whether the message came as
 // text; commands are JSON text. The message costs one unit of the command
-// budget, whatever it holds.
+// budget, whatever it holds. While an earlier command waits for its answer
+// (durable.go), the message is kept and handled after it.
 func (s *Session) Command(e *Env, p Peer, text bool, msg []byte) {
 	e.metrics.Commands.Add(1)
-	if !s.Allow(e, p) {
+	allowed := s.Allow(e, p)
+	if d := e.later[s]; d != nil {
+		d.keep(e, text, msg, allowed)
+		return
+	}
+	s.run(e, p, text, msg, allowed)
+}
+
+// run handles one command; allowed is its budget check, made when it
+// arrived.
+func (s *Session) run(e *Env, p Peer, text bool, msg []byte, allowed bool) {
+	if !allowed {
 		if p.Open() {
 			e.replyError(p, nil, &codec.ProtoError{Code: codec.CodeRateLimited, Message: "too many commands; slow down"})
 		}
@@ -31,14 +43,30 @@ func (s *Session) Command(e *Env, p Peer, text bool, msg []byte) {
 	var perr *codec.ProtoError
 	switch cmd.Type {
 	case codec.CmdSubscribe:
+		if len(cmd.Since) > 0 || s.anyDurable(e, cmd.Topics) {
+			if perr = s.resume(e, p, cmd.ID, cmd.Topics, cmd.Since); perr == nil {
+				return // the reply comes with the outcome
+			}
+			break
+		}
 		if perr = s.Subscribe(e, p, cmd.Topics); perr == nil && !p.Open() {
 			return // closed while subscribing: no reply
 		}
 	case codec.CmdUnsubscribe:
 		s.Unsubscribe(e, cmd.Topics)
 	case codec.CmdPing:
+	case codec.CmdHistory:
+		if perr = s.history(e, p, &cmd); perr == nil {
+			return // the reply comes with the answer
+		}
 	case codec.CmdPublish:
-		perr = s.Publish(e, cmd.Topic, cmd.Data)
+		if perr = s.mayPublish(e, cmd.Topic); perr == nil && e.shard != nil && e.shard.Hub().Durable(cmd.Topic) {
+			s.publishDurable(e, p, cmd.ID, cmd.Topic, cmd.Data)
+			return // the reply comes with the stream's ack
+		}
+		if perr == nil {
+			perr = s.Publish(e, cmd.Topic, cmd.Data)
+		}
 	default:
 		perr = &codec.ProtoError{Code: codec.CodeUnknownCommand, Message: "unknown command"}
 	}

@@ -80,6 +80,10 @@ type Env struct {
 
 	// Owned by the loop goroutine.
 	scratch []byte
+	// later holds, for each session whose command waits for an answer
+	// from off the loop (durable.go), the commands that arrived since; not
+	// in Session, which every connection carries.
+	later map[*Session]*deferred
 }
 
 // NewEnv returns the environment of one event loop's sessions. shard may
@@ -120,6 +124,34 @@ func (s *Session) Start(e *Env, p Peer, id Identity, rawQuery string) (expires u
 	names, perr := TopicsFromQuery(rawQuery)
 	if perr == nil && len(names) > 0 {
 		perr = s.Subscribe(e, p, names)
+	}
+	if perr != nil {
+		e.replyError(p, nil, perr)
+	}
+	return expires
+}
+
+// StartAt is Start for a client that reconnects naming a position in one
+// history (SSE's Last-Event-ID): the topics of rawQuery that keep a
+// history resume after pos (a topic whose history has another epoch gets
+// epoch_changed and starts live, like the topics without history). When
+// the outcomes are known, an ok without id carries "recovered" and
+// "reasons" (docs/protocol.md §3a), before any replayed message. Errors go
+// to the client as error messages without an id.
+func (s *Session) StartAt(e *Env, p Peer, id Identity, rawQuery string, pos codec.Position) (expires uint64) {
+	expires = s.Start(e, p, id, "")
+	if rawQuery == "" || !p.Open() {
+		return expires
+	}
+	names, perr := TopicsFromQuery(rawQuery)
+	if perr == nil && len(names) > 0 {
+		since := make(map[string]codec.Position)
+		for _, t := range names {
+			if codec.ValidTopic(t) == nil && e.shard != nil && e.shard.Hub().Durable(t) {
+				since[t] = pos
+			}
+		}
+		perr = s.resume(e, p, nil, names, since)
 	}
 	if perr != nil {
 		e.replyError(p, nil, perr)
@@ -220,6 +252,7 @@ func (s *Session) Expired(e *Env, p Peer) {
 // Closed drops every subscription of the session. The transport calls it
 // once, when the connection has closed.
 func (s *Session) Closed(e *Env) {
+	delete(e.later, s)
 	for i, x := range s.subs {
 		e.shard.Unsubscribe(x)
 		s.subs[i] = nil
@@ -306,7 +339,7 @@ func (s *Session) check(e *Env, names []string, trusted bool) *codec.ProtoError 
 		if err := codec.ValidTopic(t); err != nil {
 			return &codec.ProtoError{Code: codec.CodeInvalidTopic, Message: err.Error()}
 		}
-		if !trusted && s.ident != nil && !s.ident.CanSubscribe(t) {
+		if !trusted && !s.mayRead(e, t) {
 			e.metrics.Forbidden.Add(1)
 			return &codec.ProtoError{Code: codec.CodeForbidden, Message: "the token does not allow subscribing to " + t}
 		}
@@ -347,6 +380,29 @@ func (s *Session) Unsubscribe(e *Env, names []string) {
 // server enables client publishing and the token allows the topic. It
 // returns the error to report, nil on success.
 func (s *Session) Publish(e *Env, topic string, data []byte) *codec.ProtoError {
+	if perr := s.mayPublish(e, topic); perr != nil {
+		return perr
+	}
+	if err := e.cfg.Publish(topic, data); err != nil {
+		return &codec.ProtoError{Code: codec.CodeInternal, Message: "publish failed"}
+	}
+	e.metrics.ClientPublishes.Add(1)
+	return nil
+}
+
+// mayRead reports whether the client may subscribe to topic or read its
+// history: an anonymous client may, an authenticated one where its token
+// allows, and always its own personal topic (to resume it after a
+// reconnect, although the token need not grant it).
+func (s *Session) mayRead(e *Env, topic string) bool {
+	if s.ident == nil || s.ident.CanSubscribe(topic) {
+		return true
+	}
+	return e.cfg.PersonalTopic != nil && e.cfg.PersonalTopic(s.ident) == topic
+}
+
+// mayPublish checks that the client may publish to topic.
+func (s *Session) mayPublish(e *Env, topic string) *codec.ProtoError {
 	if e.cfg.Publish == nil {
 		e.metrics.Forbidden.Add(1)
 		return &codec.ProtoError{Code: codec.CodeForbidden, Message: "publishing from clients is disabled"}
@@ -358,10 +414,6 @@ func (s *Session) Publish(e *Env, topic string, data []byte) *codec.ProtoError {
 		e.metrics.Forbidden.Add(1)
 		return &codec.ProtoError{Code: codec.CodeForbidden, Message: "the token does not allow publishing to " + topic}
 	}
-	if err := e.cfg.Publish(topic, data); err != nil {
-		return &codec.ProtoError{Code: codec.CodeInternal, Message: "publish failed"}
-	}
-	e.metrics.ClientPublishes.Add(1)
 	return nil
 }
 

@@ -123,6 +123,22 @@ func (e *engine) Deliver(m *topics.Message) {
 	e.markReady()
 }
 
+// HistoryLost implements topics.LossNotifier: a durable topic's live
+// stream lost messages the history no longer holds. As for any connection
+// (conn.Conn.HistoryLost), the session ends with 4003, in the reconnect
+// range: Engine.IO's close packet over polling, after which
+// socket.io-client reconnects.
+func (e *engine) HistoryLost(x *topics.Subscription, reason string) {
+	if e.ws != nil {
+		e.ws.HistoryLost(x, reason)
+		return
+	}
+	if e.Open() {
+		e.ep.loop.Metrics().HistoryLost.Add(1)
+		e.Close(codec.StatusHistoryLost, "history lost: "+reason)
+	}
+}
+
 // Send implements session.Peer: the packet is queued for the next poll (a
 // copy), or written to the WebSocket the client upgraded to.
 func (e *engine) Send(p []byte) bool {

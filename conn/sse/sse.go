@@ -64,12 +64,17 @@ var PushFormat = topics.NewFormat("sse-v1", func(dst []byte, m *topics.Message) 
 	return appendPushEvent(dst, m.Topic(), m.Seq(), m.Data(), m.Epoch(), m.Offset())
 })
 
-// appendPushEvent is PushFormat's encoder: it appends the push JSON, then
+// appendPushEvent is PushFormat's encoder: it appends the push JSON (with
+// offset and epoch on a durable topic, codec.AppendPushAt), then
 // the id, then the event built from both, and returns the buffer and where
 // the event starts. A push without a position (offset 0) has no id.
 func appendPushEvent(dst []byte, topic string, seq uint64, data []byte, epoch string, offset uint64) ([]byte, int) {
 	at := len(dst)
-	dst = codec.AppendPush(dst, topic, seq, data)
+	if offset != 0 && epoch != "" {
+		dst = codec.AppendPushAt(dst, topic, seq, offset, epoch, data)
+	} else {
+		dst = codec.AppendPush(dst, topic, seq, data)
+	}
 	end := len(dst)
 	if offset != 0 && epoch != "" {
 		dst = codec.AppendEventID(dst, topic, epoch, offset)
@@ -146,8 +151,6 @@ func (e *endpoint) Serve(c *conn.Conn, req *codec.HTTPRequest, _ []byte) *codec.
 	if perr != nil {
 		return refusal(perr)
 	}
-	// Last-Event-ID (codec.ParseEventID) will name where a stream on a
-	// durable topic resumes; until topics keep a history it is ignored.
 	s := &stream{ep: e}
 	c.Accepted(s)
 	buf := e.appendHead(c.Scratch(), req.Origin)
@@ -156,7 +159,16 @@ func (e *endpoint) Serve(c *conn.Conn, req *codec.HTTPRequest, _ []byte) *codec.
 		return nil
 	}
 	c.SetFormat(PushFormat)
-	if exp := s.sess.Start(e.env, c, id, req.RawQuery); exp != 0 {
+	// Last-Event-ID names where a reconnecting stream's durable topics
+	// resume (docs/protocol.md §12); an id that does not parse is ignored,
+	// as a browser never sends one pushd did not write.
+	var exp uint64
+	if _, epoch, offset, ok := codec.ParseEventID(req.LastEventID); ok {
+		exp = s.sess.StartAt(e.env, c, id, req.RawQuery, codec.Position{Offset: offset, Epoch: epoch})
+	} else {
+		exp = s.sess.Start(e.env, c, id, req.RawQuery)
+	}
+	if exp != 0 {
 		s.expires = exp
 	}
 	s.arm(c, e.pingTicks)

@@ -238,7 +238,7 @@ func TestPushEvent(t *testing.T) {
 		t.Fatalf("volatile push: %q", got)
 	}
 	b, at = appendPushEvent(nil, "a.b", 8, []byte("line1\nline2"), "E1", 42)
-	if got := string(b[at:]); got != "id: a.b:E1:42\ndata: {\"type\":\"message\",\"topic\":\"a.b\",\"seq\":8,\"data\":\"line1\\nline2\"}\n\n" {
+	if got := string(b[at:]); got != "id: a.b:E1:42\ndata: {\"type\":\"message\",\"topic\":\"a.b\",\"seq\":8,\"offset\":42,\"epoch\":\"E1\",\"data\":\"line1\\nline2\"}\n\n" {
 		t.Fatalf("durable push: %q", got)
 	}
 	// JSON data with a raw line break inside stays one event: the client

@@ -26,9 +26,20 @@ type loopEndpoint struct {
 	alloc                func() conn.Proto // a new per-connection struct embedding Conn
 	conn                 func(conn.Proto) *Conn
 
-	// Owned by the loop goroutine: scratch for large frames.
-	hdr  [14]byte
-	iov2 [2][]byte
+	// Owned by the loop goroutine: scratch for large frames, and the
+	// decoder and output buffer for compressed client messages.
+	hdr        [14]byte
+	iov2       [2][]byte
+	infl       *codec.Inflater // made on the first compressed message
+	inflateBuf []byte
+}
+
+// inflater returns the loop's decoder for compressed client messages.
+func (e *loopEndpoint) inflater() *codec.Inflater {
+	if e.infl == nil {
+		e.infl = codec.NewInflater()
+	}
+	return e.infl
 }
 
 func newLoopEndpoint(l *conn.Loop, cfg Config, admit Admit, h Handler) *loopEndpoint {
@@ -91,20 +102,34 @@ func (e *loopEndpoint) Serve(c *conn.Conn, req *codec.HTTPRequest, _ []byte) *co
 			return herr
 		}
 	}
+	var ext string
+	var wbits uint8
+	if e.cfg.Compression && req.WebSocketExtensions != "" {
+		if neg := codec.NegotiateDeflate([]string{req.WebSocketExtensions}); neg.Accepted {
+			ext, wbits = neg.Response, uint8(neg.ServerMaxWindowBits)
+		}
+	}
 	p := e.alloc()
 	w := e.conn(p)
 	w.ep = e
+	w.wbits = wbits
 	w.lastActive = uint32(c.Loop().Now())
 	// Count and open the connection before writing the 101, so a client
 	// that has read its 101 is already counted; if the write fails, Closed
 	// undoes both.
 	c.Accepted(p)
-	buf := codec.AppendUpgradeResponse(c.Scratch(), req.WebSocketKey, proto)
+	buf := codec.AppendUpgradeResponseExt(c.Scratch(), req.WebSocketKey, proto, ext)
 	c.SetScratch(buf)
 	if !c.Write(buf) {
 		return nil
 	}
-	c.SetFormat(e.format)
+	if wbits == 15 && e.format == PushFormat {
+		// A push is compressed once with a 32 KiB window; a client that
+		// asked for a smaller one gets plain pushes (codec.DeflateNegotiation.Compressible).
+		c.SetFormat(DeflateFormat)
+	} else {
+		c.SetFormat(e.format)
+	}
 	w.armOpen(c, e.pingTicks)
 	e.h.Open(c, req, id)
 	return nil

@@ -35,6 +35,11 @@ type Config struct {
 	// PongTimeout is how long the server waits for any frame after a ping
 	// before it closes the connection. Default 10s.
 	PongTimeout time.Duration
+	// Compression enables permessage-deflate (RFC 7692) for clients that
+	// offer it (see deflate.go). Frame and message limits apply to the
+	// compressed bytes on the wire; MaxMessageSize also bounds a message
+	// once inflated (1009 past it).
+	Compression bool
 }
 
 // WithDefaults returns c with every zero field set to its default. Pure.
@@ -122,6 +127,7 @@ type Conn struct {
 	ep         *loopEndpoint // this loop's endpoint: config, handler, timers
 	flags      uint8
 	utf8       codec.UTF8
+	wbits      uint8  // permessage-deflate's negotiated server window (log2); 0: not negotiated
 	lastActive uint32 // wheel tick of the last inbound frame; with a Heartbeater, of the last ping sent
 	rx         *rx    // non-nil only while a data message is incomplete
 }
@@ -141,6 +147,7 @@ type rx struct {
 	mask    [4]byte // the current frame's masking key
 	fin     bool    // the current frame ends the message
 	discard bool    // after our close frame: consume the data, deliver nothing (§5.5.1)
+	deflate bool    // the message is compressed (RSV1 on its first frame): inflate it whole
 }
 
 // maxPooledRx bounds the payload capacity an rx keeps when it goes back to
@@ -200,7 +207,11 @@ func (w *Conn) Feed(c *conn.Conn, p []byte) int {
 		return 0
 	}
 	if err == nil {
-		err = codec.CheckClientHeader(hd, w.flags&flagInMessage != 0)
+		if w.wbits != 0 {
+			err = codec.CheckClientHeaderDeflate(hd, w.flags&flagInMessage != 0)
+		} else {
+			err = codec.CheckClientHeader(hd, w.flags&flagInMessage != 0)
+		}
 	}
 	data := hd.OpCode.IsData() || hd.OpCode == OpContinuation
 	if err == nil && data {
@@ -241,6 +252,10 @@ func (w *Conn) Feed(c *conn.Conn, p []byte) int {
 		if c.State() != conn.StateOpen {
 			break // after our close frame, data is ignored (§5.5.1)
 		}
+		if hd.Rsv&rsv1 != 0 {
+			w.inflated(c, hd.OpCode, payload)
+			break
+		}
 		if hd.OpCode == OpText && !w.utf8.Write(payload) {
 			w.fail(c, codec.ErrInvalidUTF8)
 			break
@@ -269,6 +284,7 @@ func (w *Conn) startFrame(c *conn.Conn, hd gobwas.Header) {
 		w.rx = rxPool.Get().(*rx)
 		w.rx.op = hd.OpCode
 		w.rx.discard = c.State() != conn.StateOpen
+		w.rx.deflate = hd.Rsv&rsv1 != 0
 		w.flags |= flagInMessage
 	}
 	r := w.rx
@@ -290,7 +306,7 @@ func (w *Conn) payload(c *conn.Conn, p []byte) int {
 	r.off += n
 	r.left -= int64(n)
 	if !r.discard {
-		if r.op == OpText && !w.utf8.Write(chunk) {
+		if r.op == OpText && !r.deflate && !w.utf8.Write(chunk) {
 			w.fail(c, codec.ErrInvalidUTF8)
 			return n
 		}
@@ -309,7 +325,35 @@ func (w *Conn) finishMessage(c *conn.Conn) {
 		w.endMessage()
 		return
 	}
+	if r.deflate {
+		w.inflated(c, r.op, r.buf)
+		return
+	}
 	w.message(c, r.op, r.buf)
+}
+
+// rsv1 is the "Per-Message Compressed" bit of a frame header's Rsv field
+// (RFC 7692 §6).
+const rsv1 = 4
+
+// inflated inflates a compressed message (MaxMessageSize bounds the
+// output: 1009 past it; corrupt data is 1007), checks a text message's
+// UTF-8 once inflated, and delivers it.
+func (w *Conn) inflated(c *conn.Conn, op OpCode, compressed []byte) {
+	out, err := w.ep.inflater().Inflate(w.ep.inflateBuf[:0], compressed, w.ep.cfg.MaxMessageSize)
+	w.ep.inflateBuf = out[:0]
+	if err != nil {
+		w.endMessage()
+		w.fail(c, err)
+		return
+	}
+	replyDeflate.Inflated.Add(1)
+	if op == OpText && !w.utf8.Write(out) {
+		w.endMessage()
+		w.fail(c, codec.ErrInvalidUTF8)
+		return
+	}
+	w.message(c, op, out)
 }
 
 // message delivers one complete data message (a whole single frame, or the
@@ -431,6 +475,11 @@ func (w *Conn) SlowConsumer(c *conn.Conn) {
 // writeFrame writes one unfragmented frame. Small frames are copied into the
 // loop's scratch buffer; large ones go out with writev, without a copy.
 func (w *Conn) writeFrame(c *conn.Conn, op OpCode, payload []byte) bool {
+	if w.wbits != 0 && op.IsData() && len(payload) >= codec.DeflateMinSize && len(payload) <= 1<<w.wbits {
+		buf, start := appendMaybeCompressed(c.Scratch(), op, payload, &replyDeflate)
+		c.SetScratch(buf)
+		return c.Write(buf[start:])
+	}
 	if len(payload) <= 4096 {
 		buf := codec.AppendFrame(c.Scratch(), op, true, payload)
 		c.SetScratch(buf)
@@ -522,11 +571,12 @@ func (w *Conn) Closed(c *conn.Conn) {
 }
 
 // PushFormat is the v1 push as one WebSocket text frame (RFC 6455 §5.6):
-// the JSON of codec.AppendPush, encoded once per message and shared by every
+// the JSON of codec.AppendPush, or of codec.AppendPushAt (with offset and
+// epoch) on a durable topic, encoded once per message and shared by every
 // WebSocket subscriber on every loop.
 var PushFormat = topics.NewFormat("ws-v1", func(dst []byte, m *topics.Message) ([]byte, int) {
 	at := len(dst)
 	dst = codec.AppendFrameRoom(dst)
-	dst = codec.AppendPush(dst, m.Topic(), m.Seq(), m.Data())
+	dst = appendPushJSON(dst, m)
 	return dst, codec.FinishFrame(dst, at, OpText)
 })

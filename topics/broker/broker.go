@@ -4,8 +4,15 @@
 // gets its first local subscriber of it and unsubscribes after the last one
 // leaves, publishes, and, where the bus keeps a history, reads it.
 //
+// Topics that keep a history ("durable" topics, configured per broker) get
+// offsets: the broker numbers each message with its position in the topic's
+// history and names the history with an epoch, tells the Sink the
+// predecessor of every message so the receiver can see a gap, and answers
+// History reads. Every other topic stays at-most-once.
+//
 // The package holds only the interface and its value types. Implementations
-// live in sub-packages (natsbroker for core NATS); they import this package,
+// live in sub-packages (natsbroker for core NATS, jsbroker for JetStream
+// history in front of it); they import this package,
 // never package topics, so the registry's own tests can run against a real
 // implementation without an import cycle.
 package broker
@@ -13,6 +20,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // Broker is the message bus as a topics.Hub sees it. Every method is safe
@@ -39,6 +47,10 @@ type Broker interface {
 	// keeps none answers ErrNoHistory.
 	History(ctx context.Context, req HistoryRequest) (HistoryResult, error)
 
+	// Retention reports whether topic keeps a history, and its limits.
+	// The answer for a topic never changes during the broker's life.
+	Retention(topic string) (Retention, bool)
+
 	// Connected reports whether the broker can currently reach the bus.
 	Connected() bool
 
@@ -61,6 +73,16 @@ type Sink interface {
 	// called briefly after Unsubscribe returned, for messages already in
 	// flight; the Sink drops those.
 	Deliver(m Message)
+
+	// Head reports, for a durable topic, the offset of the newest message
+	// the topic's history holds (0: none) in epoch. The broker calls it
+	// once soon after Subscribe, so the Sink knows where the live stream
+	// starts, and again whenever it finds the history ahead of the
+	// messages it has delivered (after a reconnect, a dropped message, or
+	// a periodic check), so the Sink can read what it missed. Same
+	// goroutine rules as Deliver: calls never overlap Deliver calls of the
+	// same subscription. Never called for a topic without history.
+	Head(offset uint64, epoch string)
 }
 
 // Subscription is one Subscribe call's interest.
@@ -82,6 +104,14 @@ type Message struct {
 	// Epoch names the history Offset belongs to; it changes when the
 	// history is lost or recreated. "" on a topic without history.
 	Epoch string
+	// Prev is the offset of the topic's previous message in the history,
+	// as the bus knew it when it stored this one: 0 when it held none (the
+	// first message, or every older one had expired). A receiver that
+	// delivered offset N and next gets Prev > N has missed messages. 0 on
+	// a topic without history.
+	Prev uint64
+	// Time is when the bus stored the message; zero without history.
+	Time time.Time
 }
 
 // Outgoing is one message to publish.
@@ -113,16 +143,31 @@ type HistoryRequest struct {
 
 // HistoryResult is an answer to a HistoryRequest.
 type HistoryResult struct {
-	// Messages are in offset order.
+	// Messages are the stored messages after the request's After, in
+	// offset order, each following the one before it directly in the
+	// topic's history (Messages[i].Prev == Messages[i-1].Offset).
 	Messages []Message
 	// Epoch names the history the offsets belong to.
 	Epoch string
-	// First is the offset of the oldest message the history still holds
-	// for the topic (0 if it holds none); Last the newest (0 if none).
-	First, Last uint64
+	// Continuous reports that nothing of the topic stored after After has
+	// been removed, so Messages[0] is the first message after After: the
+	// history still holds a message of the topic at or before After (its
+	// oldest messages go first), or After is 0. Messages[0].Prev is then
+	// After. When false, messages after After may have been removed
+	// (expired or pushed out by newer ones) before the first one returned,
+	// or After is beyond the end of the history.
+	Continuous bool
 	// More reports that messages after the last returned one exist and
 	// Limit cut the answer short.
 	More bool
+}
+
+// Retention is how much history a durable topic keeps.
+type Retention struct {
+	// Size is the number of messages kept per topic (the newest ones).
+	Size int64
+	// TTL is how long a message is kept; 0 means no age limit.
+	TTL time.Duration
 }
 
 // Stats are a broker's counters, counted since it was created.
@@ -142,8 +187,10 @@ type Stats struct {
 	Dropped int64
 	// Reconnects counts reconnects of the connection to the bus.
 	Reconnects int64
-	// Requests counts requests made to the bus for history (reads,
-	// catch-ups); a figure bounded by design, not by traffic.
+	// Requests counts requests made to the bus other than publishes:
+	// history reads, catch-ups, gap repairs, position checks, stream
+	// lookups. A figure bounded by design, not by traffic: a thousand
+	// clients resuming one topic must not make a thousand requests.
 	Requests int64
 }
 

@@ -312,6 +312,9 @@ func (b *Broker) History(context.Context, broker.HistoryRequest) (broker.History
 	return broker.HistoryResult{}, broker.ErrNoHistory
 }
 
+// Retention implements broker.Broker: core NATS keeps no history.
+func (b *Broker) Retention(string) (broker.Retention, bool) { return broker.Retention{}, false }
+
 // Connected implements broker.Broker.
 func (b *Broker) Connected() bool { return b.nc.IsConnected() }
 

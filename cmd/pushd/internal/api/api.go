@@ -15,11 +15,14 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/pushd/pushd/codec"
 	"github.com/pushd/pushd/conn/auth"
+	"github.com/pushd/pushd/topics"
 	"github.com/pushd/pushd/topics/broker"
 	"github.com/pushd/pushd/topics/metric"
 )
@@ -29,10 +32,17 @@ type Publisher interface {
 	PublishWait(ctx context.Context, msgs []broker.Outgoing) ([]broker.Ack, error)
 }
 
+// HistoryReader reads the history of durable topics: a *topics.Hub.
+type HistoryReader interface {
+	History(ctx context.Context, topic string, since codec.Position, limit int) (topics.HistoryPage, error)
+}
+
 // Config configures the API. Zero fields take the defaults beside them.
 type Config struct {
 	// Hub publishes. Required.
 	Hub Publisher
+	// History serves GET /v1/history; nil means 404.
+	History HistoryReader
 	// Keys are the API keys; when set, POST /v1/publish needs
 	// "Authorization: Bearer <key>". Health and metrics stay open.
 	Keys []string
@@ -92,6 +102,9 @@ func New(cfg Config) *API {
 func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/publish", a.handlePublish)
+	if a.cfg.History != nil {
+		mux.HandleFunc("GET /v1/history", a.handleHistory)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ok\n")
 	})
@@ -198,7 +211,7 @@ func (a *API) handlePublish(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.PublishTimeout)
 	defer cancel()
-	_, err = a.cfg.Hub.PublishWait(ctx, msgs)
+	acks, err := a.cfg.Hub.PublishWait(ctx, msgs)
 	if a.cfg.PublishLatency != nil {
 		a.cfg.PublishLatency.Observe(time.Since(start).Seconds())
 	}
@@ -211,7 +224,118 @@ func (a *API) handlePublish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	_, _ = fmt.Fprintf(w, "{\"published\":%d}\n", len(msgs))
+	_, _ = w.Write(append(appendPublished(nil, acks), '\n'))
+}
+
+// appendPublished appends the answer to a publish: {"published":N}, with,
+// for a durable topic, where the message is in its history: one message
+// adds "offset" and "epoch" ("duplicate":true when its id was already
+// stored), several add "acks", one object per message in request order
+// ({} for a topic without history).
+func appendPublished(dst []byte, acks []broker.Ack) []byte {
+	dst = append(dst, `{"published":`...)
+	dst = strconv.AppendInt(dst, int64(len(acks)), 10)
+	durable := false
+	for _, a := range acks {
+		durable = durable || a.Epoch != ""
+	}
+	switch {
+	case !durable:
+	case len(acks) == 1:
+		dst = appendAck(append(dst, ','), acks[0])
+	default:
+		dst = append(dst, `,"acks":[`...)
+		for i, a := range acks {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, '{')
+			if a.Epoch != "" {
+				dst = appendAck(dst, a)
+			}
+			dst = append(dst, '}')
+		}
+		dst = append(dst, ']')
+	}
+	return append(dst, '}')
+}
+
+// appendAck appends an ack's fields: "offset":N,"epoch":"E" and maybe
+// "duplicate":true.
+func appendAck(dst []byte, a broker.Ack) []byte {
+	dst = append(dst, `"offset":`...)
+	dst = strconv.AppendUint(dst, a.Offset, 10)
+	dst = append(dst, `,"epoch":`...)
+	dst = strconv.AppendQuote(dst, a.Epoch) // an epoch is [A-Za-z0-9_-]: quoting is JSON's
+	if a.Duplicate {
+		dst = append(dst, `,"duplicate":true`...)
+	}
+	return dst
+}
+
+// handleHistory serves GET /v1/history?topic=T&since=N&epoch=E&limit=L:
+// the stored messages of a durable topic after offset N of epoch E (from
+// the oldest without since), at most L (default 100, at most 1000), in the
+// shape of the history command's reply without an id.
+func (a *API) handleHistory(w http.ResponseWriter, r *http.Request) {
+	if ok, tok := a.authorized(r); !ok {
+		a.cfg.Logger.Debug("api key refused", "remote", r.RemoteAddr, "key", auth.Fingerprint(tok))
+		w.Header().Set("WWW-Authenticate", `Bearer realm="pushd"`)
+		Error(w, http.StatusUnauthorized, "unauthorized", "missing or wrong API key")
+		return
+	}
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		Error(w, http.StatusBadRequest, codec.CodeBadRequest, "malformed query string")
+		return
+	}
+	topic := q.Get("topic")
+	if err := codec.ValidTopic(topic); err != nil {
+		Error(w, http.StatusBadRequest, codec.CodeInvalidTopic, err.Error())
+		return
+	}
+	var since codec.Position
+	if v := q.Get("since"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil || n > codec.MaxOffset {
+			Error(w, http.StatusBadRequest, codec.CodeBadRequest, "since must be an offset from 0 to 2^53-1")
+			return
+		}
+		since.Offset = n
+	}
+	if e := q.Get("epoch"); e != "" || since.Offset > 0 {
+		if !codec.ValidEpoch(e) {
+			Error(w, http.StatusBadRequest, codec.CodeBadRequest, "since needs a valid epoch")
+			return
+		}
+		since.Epoch = e
+	}
+	limit := codec.DefaultHistoryLimit
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > codec.MaxHistoryLimit {
+			Error(w, http.StatusBadRequest, codec.CodeBadRequest, fmt.Sprintf("limit must be an integer from 1 to %d", codec.MaxHistoryLimit))
+			return
+		}
+		limit = n
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.PublishTimeout)
+	defer cancel()
+	page, err := a.cfg.History.History(ctx, topic, since, limit)
+	switch {
+	case errors.Is(err, topics.ErrNotDurable):
+		Error(w, http.StatusNotFound, codec.CodeNotDurable, "topic "+topic+" keeps no history")
+		return
+	case errors.Is(err, topics.ErrEpochChanged):
+		Error(w, http.StatusConflict, codec.CodeEpochChanged, "the history of this position was replaced")
+		return
+	case err != nil:
+		Error(w, http.StatusServiceUnavailable, codec.CodeUnavailable, err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	b := codec.AppendHistoryOK(nil, nil, page.Epoch, page.Messages, page.More, page.Trimmed)
+	_, _ = w.Write(append(b, '\n'))
 }
 
 // messages flattens the three request forms into a list.

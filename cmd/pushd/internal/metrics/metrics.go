@@ -16,6 +16,7 @@ import (
 	"github.com/pushd/pushd/conn"
 	"github.com/pushd/pushd/conn/session"
 	"github.com/pushd/pushd/conn/sio"
+	"github.com/pushd/pushd/conn/ws"
 	"github.com/pushd/pushd/topics"
 	"github.com/pushd/pushd/topics/metric"
 )
@@ -30,6 +31,9 @@ type Sources struct {
 	// PublishLatency is the HTTP publish handler's latency histogram
 	// (seconds); nil: none.
 	PublishLatency *metric.Histogram
+	// Deflate returns the permessage-deflate counters of pushes (each
+	// counted once) and of per-connection frames; nil: none.
+	Deflate func() (pushes, frames *ws.DeflateStats)
 	// SIO is the Socket.IO endpoint's polling and relay counters; nil:
 	// none (the endpoint is off).
 	SIO *sio.Metrics
@@ -93,10 +97,21 @@ var (
 	dDropped          = desc("pushd_dropped_total", "Messages or pushes dropped, by reason.", "reason")
 	dReconnects       = desc("pushd_nats_reconnects_total", "Reconnects of the broker's NATS connection.")
 	dConnected        = desc("pushd_nats_connected", "1 when the broker's NATS connection is up.")
-	dBrokerRequests   = desc("pushd_broker_requests_total", "History requests made to the broker (JetStream).")
+	dBrokerRequests   = desc("pushd_broker_requests_total", "Requests made to the broker other than publishes (JetStream: history reads, position and epoch checks).")
+	dDurableTopics    = desc("pushd_durable_topics", "Durable topics (with history) that have local subscribers.")
+	dResumes          = desc("pushd_resumes_total", "Subscriptions resumed from a position on a durable topic, by how: from the node's cache at once, or after a history read.", "source")
+	dHistoryReads     = desc("pushd_history_reads_total", "History reads made by the hub, by purpose: resume (one read serves every resume waiting for it) or repair (a gap in the live stream).", "purpose")
+	dHistoryLosses    = desc("pushd_history_losses_total", "Live-stream gaps the history could no longer fill, and history replacements (epoch changes); each closes the topic's local subscribers with 4003.")
+	dHistoryDups      = desc("pushd_history_duplicates_total", "Live messages of durable topics dropped because a repair had already delivered them.")
+	dCacheMessages    = desc("pushd_history_cache_messages", "Messages in the per-topic caches of durable topics.")
+	dCacheBytes       = desc("pushd_history_cache_bytes", "Payload bytes in the per-topic caches of durable topics.")
 	dLatency          = desc("pushd_delivery_latency_seconds", "From a message's arrival from the broker to the end of the event-loop batch that wrote it to its local subscribers.")
 	dPerWritev        = desc("pushd_pushes_per_writev", "Pushes written per writev call.")
 	dPublishLatency   = desc("pushd_http_publish_duration_seconds", "POST /v1/publish handling time, until the broker confirmed the messages.")
+	dDeflateIn        = desc("pushd_deflate_in_bytes_total", "Bytes given to permessage-deflate, by kind: pushes (each once, however many subscribers) or frames (replies, echo).", "kind")
+	dDeflateOut       = desc("pushd_deflate_out_bytes_total", "Compressed bytes permessage-deflate produced, by kind.", "kind")
+	dDeflateSkipped   = desc("pushd_deflate_skipped_total", "Messages for compressing clients sent uncompressed: too small, or not made smaller, by kind.", "kind")
+	dInflated         = desc("pushd_inflated_messages_total", "Compressed client messages inflated.")
 	dSIOPolling       = desc("pushd_sio_polling_sessions", "Socket.IO sessions on HTTP long-polling now (an upgraded one leaves).")
 	dSIOHandshakes    = desc("pushd_sio_polling_handshakes_total", "Socket.IO sessions opened over HTTP long-polling.")
 	dSIOUpgrades      = desc("pushd_sio_upgrades_total", "Socket.IO upgrades from polling to WebSocket, by result.", "result")
@@ -108,7 +123,9 @@ var all = []*prometheus.Desc{
 	dRateLimited, dPingsSent, dCloses, dLimitRejections, dAuthFailures, dForbidden, dClientPublishes,
 	dTopics, dSubscriptions, dNATSSubs, dMessagesIn, dEncoded, dEncodings, dHandoffs, dDeliveries,
 	dFramesWritten, dWritevCalls, dDropped, dReconnects, dConnected, dBrokerRequests, dLatency,
-	dPerWritev, dPublishLatency, dSIOPolling, dSIOHandshakes, dSIOUpgrades, dSIORelayed,
+	dPerWritev, dPublishLatency, dDeflateIn, dDeflateOut, dDeflateSkipped, dInflated,
+	dDurableTopics, dResumes, dHistoryReads, dHistoryLosses, dHistoryDups,
+	dCacheMessages, dCacheBytes, dSIOPolling, dSIOHandshakes, dSIOUpgrades, dSIORelayed,
 }
 
 // Describe implements prometheus.Collector.
@@ -146,6 +163,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(dCloses, m.SlowConsumers.Load(), "slow_consumer")
 	counter(dCloses, m.ProtocolErrors.Load(), "protocol_error")
 	counter(dCloses, sm.TokenExpired.Load(), "token_expired")
+	counter(dCloses, m.HistoryLost.Load(), "history_lost")
 	counter(dLimitRejections, m.RejectedGlobal.Load(), "global")
 	counter(dLimitRejections, m.RejectedPerIP.Load(), "ip")
 	counter(dLimitRejections, m.RejectedRate.Load(), "rate")
@@ -184,9 +202,31 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(dConnected, connected)
 	counter(dBrokerRequests, st.BrokerRequests)
+	gauge(dDurableTopics, st.DurableTopics)
+	counter(dResumes, st.CatchUpsCached, "cache")
+	counter(dResumes, st.CatchUps-st.CatchUpsCached, "read")
+	counter(dHistoryReads, st.CatchUpReads, "resume")
+	counter(dHistoryReads, st.Repairs, "repair")
+	counter(dHistoryLosses, st.Losses)
+	counter(dHistoryDups, st.Duplicates)
+	counter(dDropped, st.HeldDropped, "held")
+	gauge(dCacheMessages, st.CacheMessages)
+	gauge(dCacheBytes, st.CacheBytes)
 	hist(dLatency, st.Latency)
 	if c.src.PublishLatency != nil {
 		hist(dPublishLatency, c.src.PublishLatency.Snapshot())
+	}
+	if c.src.Deflate != nil {
+		pushes, frames := c.src.Deflate()
+		for _, k := range []struct {
+			kind string
+			st   *ws.DeflateStats
+		}{{"pushes", pushes}, {"frames", frames}} {
+			counter(dDeflateIn, k.st.In.Load(), k.kind)
+			counter(dDeflateOut, k.st.Out.Load(), k.kind)
+			counter(dDeflateSkipped, k.st.Skipped.Load(), k.kind)
+		}
+		counter(dInflated, frames.Inflated.Load())
 	}
 	if x := c.src.SIO; x != nil {
 		gauge(dSIOPolling, x.PollingSessions.Load())

@@ -122,6 +122,29 @@ test("demo page: live pushes, publish, survives a pushd restart, screenshot", as
   await until("the publish result", async () => (await text("#publish-result")) === "Published.");
   await until("the round trip", async () => (await logText()).includes("hello from the browser"));
 
+  // Chromium offers permessage-deflate; pushd accepts it and sends the
+  // browser's pushes compressed (each push compressed once).
+  const zipIn = () => p.metric('pushd_deflate_in_bytes_total{kind="pushes"}');
+  const zipBefore = await zipIn();
+  const zipped = page.evaluate((url) => new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    ws.onmessage = (e) => {
+      const m = JSON.parse(e.data);
+      if (m.type !== "message") return;
+      resolve({ ext: ws.extensions, data: m.data });
+      ws.close();
+    };
+    ws.onerror = () => reject(new Error("websocket failed"));
+  }), p.wsURL + "?topics=demo.zip");
+  await until("the browser's compressing subscription", async () => (await p.metric("pushd_subscriptions")) === 3);
+  const book = Array.from({ length: 40 }, (_, i) => ({ price: 97000 + i, qty: i % 5 }));
+  await p.publish("demo.zip", { book });
+  const got = await zipped;
+  assert.match(got.ext, /permessage-deflate/);
+  assert.deepEqual(got.data.book, book);
+  assert.ok((await zipIn()) - zipBefore >= JSON.stringify({ book }).length, "the push to the browser was compressed");
+  await until("back to two subscriptions", async () => (await p.metric("pushd_subscriptions")) === 2);
+
   // pushd restarts: the page reconnects by itself and keeps receiving.
   const session = await text("#session");
   await p.restart();

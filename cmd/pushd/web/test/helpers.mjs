@@ -1,8 +1,11 @@
 // Helpers shared by the tests: a real pushd process that can be killed,
 // stopped and restarted on the same ports, and small promise utilities.
-import { spawn, execFileSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { createHmac } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
 import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 /** PUSHD_BIN is the pushd binary under test (set by cmd/pushd/web_test.go). */
 export const PUSHD_BIN = process.env.PUSHD_BIN;
@@ -12,15 +15,12 @@ export function requireBin() {
   if (!PUSHD_BIN) throw new Error("set PUSHD_BIN to a pushd binary (go build -o /tmp/pushd ./cmd/pushd), or run: go test -run JSClient ./cmd/pushd");
 }
 
-/** pushdHas reports whether `pushd -h` lists the flag. */
+/** pushdHas reports whether `pushd -h` lists the flag (pushd prints its
+ * flags on stderr and exits 0). */
 export function pushdHas(flag) {
   requireBin();
-  let out = "";
-  try {
-    out = execFileSync(PUSHD_BIN, ["-h"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
-  } catch (e) {
-    out = (e.stdout ?? "") + (e.stderr ?? "");
-  }
+  const r = spawnSync(PUSHD_BIN, ["-h"], { encoding: "utf8" });
+  const out = (r.stdout ?? "") + (r.stderr ?? "");
   return new RegExp(`^\\s*-{1,2}${flag}\\b`, "m").test(out);
 }
 
@@ -29,6 +29,13 @@ export function pushdHas(flag) {
 export class Pushd {
   constructor(args = []) {
     requireBin();
+    // Durable topics keep their history under --data-dir: give each pushd
+    // its own (kept across restart(), removed when the process exits).
+    if (args.includes("--history") && !args.includes("--data-dir")) {
+      this.dataDir = mkdtempSync(join(tmpdir(), "pushd-js-"));
+      args = [...args, "--data-dir", this.dataDir];
+      process.once("exit", () => rmSync(this.dataDir, { recursive: true, force: true }));
+    }
     this.args = args;
     this.wsPort = 0;
     this.apiPort = 0;
@@ -115,10 +122,12 @@ export class Pushd {
     return JSON.parse(body);
   }
 
-  /** metric returns a gauge or counter from /metrics. */
+  /** metric returns a gauge or counter from /metrics; name may carry its
+   * labels as exposed, e.g. `pushd_deflate_in_bytes_total{kind="pushes"}`. */
   async metric(name) {
     const text = await (await fetch(`http://127.0.0.1:${this.apiPort}/metrics`)).text();
-    const m = new RegExp(`^${name} (\\S+)$`, "m").exec(text);
+    const quoted = name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+    const m = new RegExp(`^${quoted} (\\S+)$`, "m").exec(text);
     if (!m) throw new Error(`metric ${name} not found`);
     return Number(m[1]);
   }
