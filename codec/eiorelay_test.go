@@ -2,6 +2,7 @@ package codec
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 )
 
@@ -13,6 +14,8 @@ func TestEIORelayRequest(t *testing.T) {
 		err  error
 	}{
 		{"G", EIORelayPoll, "", nil},
+		{"R", EIORelayRecover, "", nil},
+		{"Rx", 0, "", ErrEIORelay},
 		{"P", EIORelayPost, "", nil},
 		{"P40\x1e3", EIORelayPost, "40\x1e3", nil},
 		{"", 0, "", ErrEIORelay},
@@ -53,6 +56,30 @@ func TestEIORelayReply(t *testing.T) {
 		got, err := ParseEIORelayReply([]byte(tt.in))
 		if got.Kind != tt.want.Kind || !bytes.Equal(got.Payload, tt.want.Payload) || got.Code != tt.want.Code || err != tt.err {
 			t.Errorf("%q: %+v %v, want %+v %v", tt.in, got, err, tt.want, tt.err)
+		}
+	}
+	for _, tt := range []struct {
+		anon    bool
+		subject string
+		topics  []string
+		wire    string
+	}{
+		{true, "", nil, "Sa0:"},
+		{false, "alice", []string{"user.alice", "news"}, "Su5:aliceuser.alice,news"},
+		{false, "a,b:c", []string{"x"}, "Su5:a,b:cx"},
+	} {
+		b := AppendEIORelayState(nil, tt.anon, tt.subject, tt.topics)
+		if string(b) != tt.wire {
+			t.Errorf("state %q, want %q", b, tt.wire)
+		}
+		r, err := ParseEIORelayReply(b)
+		if err != nil || r.Kind != EIORelayState || r.Anonymous != tt.anon || r.Subject != tt.subject || strings.Join(r.Topics, "|") != strings.Join(tt.topics, "|") {
+			t.Errorf("%q: %+v %v", b, r, err)
+		}
+	}
+	for _, bad := range []string{"S", "Sa", "Sx0:", "Su:", "Su01:a", "Su9:abc", "Su1:a,", "Su1:abad..topic", "Su1:ax,,y", "Su1234567:a"} {
+		if r, err := ParseEIORelayReply([]byte(bad)); err != ErrEIORelay {
+			t.Errorf("%q: %+v %v, want ErrEIORelay", bad, r, err)
 		}
 	}
 	if b := AppendEIORelayError(nil, EIOCodeBadRequest); string(b) != "E3" {
@@ -104,6 +131,8 @@ func FuzzEIORelay(f *testing.F) {
 	f.Add([]byte("E1"), []byte{1, 1})
 	f.Add([]byte("K"), []byte{})
 	f.Add([]byte("E9"), []byte{})
+	f.Add([]byte("R"), []byte{})
+	f.Add([]byte("Su5:aliceuser.alice,news"), []byte{2, 4})
 	f.Fuzz(func(t *testing.T, data, cuts []byte) {
 		checkRelayMessage(t, data)
 		var joined []byte
@@ -141,6 +170,8 @@ func checkRelayMessage(t *testing.T, p []byte) {
 		re = AppendEIORelayOK(nil)
 	case EIORelayError:
 		re = AppendEIORelayError(nil, r.Code)
+	case EIORelayState:
+		re = AppendEIORelayState(nil, r.Anonymous, r.Subject, r.Topics)
 	default:
 		t.Fatalf("reply %q: kind %q", p, r.Kind)
 	}

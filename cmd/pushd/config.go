@@ -149,6 +149,7 @@ func registerFlags(fs *flag.FlagSet) (*config, *flagExtras) {
 	fs.DurationVar(&c.SIO.PingTimeout, "sio-ping-timeout", 20*time.Second, "Engine.IO pingTimeout: time a Socket.IO client has to answer a ping")
 	fs.IntVar(&c.SIO.MaxPayload, "sio-max-payload", 64<<10, "Engine.IO maxPayload: largest Socket.IO packet (1009 beyond) and polling POST body (413 beyond)")
 	fs.DurationVar(&c.SIO.UpgradeTimeout, "sio-upgrade-timeout", 10*time.Second, "time a Socket.IO client has to complete an upgrade from polling to WebSocket")
+	fs.DurationVar(&c.SIO.Recovery, "sio-recovery", 0, "how long a Socket.IO session that lost its connection can be recovered (connection state recovery; 0: off)")
 	fs.StringVar(&c.SSEPath, "sse-path", "/sse", "path of the Server-Sent Events endpoint (off when empty)")
 	fs.Var(&x.demo, "demo", "serve the demo page at / and publish a made-up ticker to demo.ticker (default: on with --insecure, else off)")
 	fs.StringVar(&c.EchoPath, "echo-path", "", "path of an echo endpoint for conformance testing (off when empty)")
@@ -353,6 +354,7 @@ func (c *config) validate() error {
 		ok   bool
 	}{
 		{"--loops", c.Loops >= 0},
+		{"--sio-recovery", c.SIO.Recovery >= 0},
 		{"--max-conns", c.MaxConns >= 0},
 		{"--max-conns-per-ip", c.MaxConnsPerIP >= 0},
 		{"--accept-rate", c.AcceptRate >= 0},

@@ -203,6 +203,9 @@ func (e *engine) Open() bool {
 // is gone and its sid unknown.
 func (e *engine) shut(disconnect, drop bool) {
 	h := e.ep.h
+	if !disconnect {
+		h.keep(&e.sock)
+	}
 	e.sock.sess.Closed(h.env)
 	e.sock.flags &^= flagConnected
 	if drop {
@@ -400,7 +403,7 @@ func (e *engine) packet(pkt []byte, allowed bool) {
 		}
 	case typ == codec.EIOPong, typ == codec.EIONoop:
 	case typ == codec.EIOClose:
-		h.leave(e, &e.sock)
+		h.closeTransport(e)
 	case typ == codec.EIOPing:
 		h.protocolError(e, "invalid heartbeat direction")
 	default:
@@ -485,6 +488,7 @@ func (e *engine) finish() {
 	ep := e.ep
 	e.flags = eGone
 	ep.wheel.Stop(&e.timer)
+	ep.h.keep(&e.sock) // an upgraded session whose WebSocket closed
 	e.sock.sess.Closed(ep.h.env)
 	e.dropOut()
 	e.unregister()
@@ -534,11 +538,15 @@ func (hp *heldPoll) Close(_ *conn.Conn, code codec.StatusCode, reason string) {
 func (hp *heldPoll) SlowConsumer(c *conn.Conn) { c.CloseTransport() }
 
 // Closed implements conn.Proto: the client left while its poll was held.
-// The session stays (the heartbeat ends it if the client is gone); what
-// is queued waits for the next poll.
+// The session ends, as with the reference server ("poll connection closed
+// prematurely": a client that still wants the session polls again, it does
+// not drop its poll), without a DISCONNECT, so socket.io-client reconnects
+// and may recover the session; ending it now rather than at the pong
+// timeout is what lets the recovery find the state kept.
 func (hp *heldPoll) Closed(c *conn.Conn) {
 	e := (*engine)(hp)
 	if e.wait.c == c {
 		e.wait = waiter{}
+		e.Close(codec.StatusAbnormal, "poll connection closed")
 	}
 }

@@ -33,8 +33,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nuid"
-
 	"github.com/pushd/pushd/codec"
 	"github.com/pushd/pushd/conn"
 	"github.com/pushd/pushd/conn/session"
@@ -89,6 +87,14 @@ type Config struct {
 	// Metrics receives the polling and relay counters; nil: counted
 	// nowhere.
 	Metrics *Metrics
+	// Recovery is how long the state of a session that ended without the
+	// client leaving (a lost connection, a pong that did not come, a
+	// drain, an expired token) is kept for socket.io-client's connection
+	// state recovery: a CONNECT with its pid and offset within that time
+	// gets its subscriptions back, and the missed pushes of its durable
+	// topics (recover.go). 0, the default, turns recovery off: the CONNECT
+	// answer carries no pid.
+	Recovery time.Duration
 }
 
 // WithDefaults returns c with every zero field set to its default. Pure.
@@ -130,6 +136,9 @@ type Metrics struct {
 	Forwarded       atomic.Int64 // requests forwarded to another node's session
 	ForwardFailed   atomic.Int64 // forwarded requests that got no answer (no such session anywhere, timeout)
 	RelayServed     atomic.Int64 // requests from other nodes served here
+	Kept            atomic.Int64 // session states kept for recovery now
+	Recovered       atomic.Int64 // CONNECTs that recovered their session (socket.recovered true)
+	NotRecovered    atomic.Int64 // CONNECTs that asked to recover and started anew
 }
 
 // Admission authenticates Socket.IO clients in two steps, because
@@ -183,6 +192,7 @@ type shared struct {
 	relay    broker.Mailboxes
 	metrics  *Metrics
 	sessions sync.Map // sid → *engine; the engine is touched only by its own loop
+	kept     sync.Map // pid → *kept; touched only by the loop that kept it
 }
 
 // Route returns the endpoint-table entry of Socket.IO at path (normally
@@ -200,12 +210,14 @@ func Route(path string, cfg Config, adm Admission, scfg session.Config, m *sessi
 	}
 	sh := &shared{cfg: cfg, relay: cfg.Relay, metrics: cfg.Metrics}
 	return conn.Route{Path: path, MaxBody: int64(cfg.MaxPayload), New: func(l *conn.Loop) conn.Endpoint {
+		e := &endpoint{}
 		h := &handler{
 			cfg:          cfg,
 			adm:          adm,
 			env:          session.NewEnv(scfg, l.Shard(), m, l),
 			metrics:      m,
 			loop:         l,
+			ep:           e,
 			connectTicks: l.Ticks(cfg.ConnectTimeout),
 			buf:          make([]byte, 0, 256),
 		}
@@ -216,7 +228,7 @@ func Route(path string, cfg Config, adm Admission, scfg session.Config, m *sessi
 				return id, "", herr
 			}
 		}
-		e := &endpoint{
+		*e = endpoint{
 			shared:       sh,
 			h:            h,
 			loop:         l,
@@ -224,6 +236,7 @@ func Route(path string, cfg Config, adm Admission, scfg session.Config, m *sessi
 			pongTicks:    l.Ticks(cfg.PingTimeout),
 			closeTicks:   l.CloseTicks(),
 			upgradeTicks: l.Ticks(cfg.UpgradeTimeout),
+			keepTicks:    l.Ticks(cfg.Recovery),
 			maxOut:       l.Config().MaxOutbound,
 			wheel:        wheel.New(256, engineOfTimer, (*engine).fire),
 		}
@@ -253,19 +266,22 @@ func Route(path string, cfg Config, adm Admission, scfg session.Config, m *sessi
 // polling sessions.
 type endpoint struct {
 	// Immutable after Route's New.
-	shared                                         *shared
-	h                                              *handler
-	loop                                           *conn.Loop
-	ws                                             conn.Endpoint // transport=websocket without a sid
-	up                                             conn.Endpoint // transport=websocket with a sid: an upgrade from polling
-	pingTicks, pongTicks, closeTicks, upgradeTicks uint64
-	maxOut                                         int // queued bytes a polling session may hold (conn.Config.MaxOutbound)
+	shared *shared
+	h      *handler
+	loop   *conn.Loop
+	ws     conn.Endpoint // transport=websocket without a sid
+	up     conn.Endpoint // transport=websocket with a sid: an upgrade from polling
+	maxOut int           // queued bytes a polling session may hold (conn.Config.MaxOutbound)
+	// Timers in wheel ticks.
+	pingTicks, pongTicks, closeTicks uint64
+	upgradeTicks, keepTicks          uint64
 
 	// Owned by the loop goroutine.
 	wheel   *wheel.Wheel[engine] // the polling sessions' timers
 	engines []*engine            // this loop's polling sessions
 	ready   []*engine            // sessions with a poll to answer at the next flush
 	upFor   *engine              // the session of the upgrade being served (Serve → upHandler.Open)
+	kept    []*kept              // states kept for recovery on this loop, oldest first
 	payload []byte               // where a poll's answer is built
 	hdr     [6][2]string         // response header scratch
 }
@@ -347,9 +363,9 @@ func (e *endpoint) handshake(c *conn.Conn, req *codec.HTTPRequest) {
 		}
 	}
 	now := e.loop.Now()
-	eng := &engine{ep: e, sid: nuid.Next(), lastPing: now, idx: int32(len(e.engines))}
+	eng := &engine{ep: e, sid: secretID(), lastPing: now, idx: int32(len(e.engines))}
 	e.engines = append(e.engines, eng)
-	eng.sock.pre = id
+	eng.sock.aux = id
 	eng.sock.deadline = now + e.h.connectTicks
 	// Fill the command budget, which the packets before the CONNECT draw
 	// on too; the CONNECT begins the session again with its identity.
@@ -452,10 +468,12 @@ func (e *endpoint) flushReady() {
 // to their waiting polls.
 func (e *endpoint) Flush() { e.flushReady() }
 
-// Advance implements conn.Ticker: the polling sessions' timers.
+// Advance implements conn.Ticker: the polling sessions' timers, and the
+// end of recovery states past their time.
 func (e *endpoint) Advance(now uint64) {
 	e.wheel.Advance(now)
 	e.flushReady()
+	e.expireKept(now)
 }
 
 // CloseAll implements conn.Drainer: every polling session of the loop ends

@@ -1,6 +1,9 @@
 package sio
 
 import (
+	"crypto/rand"
+	"encoding/base64"
+
 	"github.com/nats-io/nuid"
 
 	"github.com/pushd/pushd/codec"
@@ -21,16 +24,34 @@ var (
 // session of the main namespace once joined, and the identity the opening
 // request proved. Loop goroutine only.
 type socket struct {
-	sess     session.Session
-	pre      session.Identity // from the request that opened the engine; nil if it carried no token
-	deadline uint64           // wheel tick by which the CONNECT must come, until it came
+	sess session.Session
+	// aux is, before the CONNECT, the identity the request that opened
+	// the engine proved (a session.Identity; nil if it carried no token),
+	// and after it the pid of connection state recovery (a string; nil
+	// when recovery is off). One field for the two phases keeps a
+	// Socket.IO WebSocket connection in its 112-byte size class.
+	aux      any
+	deadline uint64 // wheel tick by which the CONNECT must come, until it came
 	flags    uint8
 }
 
 // socket flags.
 const (
 	flagConnected uint8 = 1 << iota // the client has joined the main namespace
+	flagJoining                     // a CONNECT waits for the state of the session it recovers
 )
+
+// pre returns the identity the opening request proved, before the CONNECT.
+func (s *socket) pre() session.Identity {
+	id, _ := s.aux.(session.Identity)
+	return id
+}
+
+// pid returns the recovery pid, after the CONNECT ("" without recovery).
+func (s *socket) pid() string {
+	pid, _ := s.aux.(string)
+	return pid
+}
 
 // handler runs the Socket.IO protocol on one event loop, over any engine
 // transport: the Socket.IO packets of a WebSocket connection (websocket.go)
@@ -44,6 +65,7 @@ type handler struct {
 	env          *session.Env
 	metrics      *session.Metrics
 	loop         *conn.Loop
+	ep           *endpoint // the loop's Socket.IO endpoint: where recovery state is kept
 	connectTicks uint64
 
 	// Owned by the loop goroutine: where packets are built. Not the
@@ -66,10 +88,18 @@ func (h *handler) protocolError(p session.Peer, reason string) {
 	p.Close(codec.StatusProtocolError, reason)
 }
 
-// leave ends an engine the client leaves (its DISCONNECT, or Engine.IO's
-// close packet): a normal close, without a DISCONNECT of our own.
+// leave ends an engine the client leaves with its DISCONNECT: a normal
+// close, without a DISCONNECT of our own, and nothing kept for recovery
+// (socket.io-client's "io client disconnect").
 func (h *handler) leave(p session.Peer, s *socket) {
 	s.flags &^= flagConnected
+	p.Close(codec.StatusNormal, "")
+}
+
+// closeTransport ends an engine whose client closed the transport with
+// Engine.IO's close packet: a normal close, after which the session may
+// be recovered ("transport close" for the reference server too).
+func (h *handler) closeTransport(p session.Peer) {
 	p.Close(codec.StatusNormal, "")
 }
 
@@ -111,32 +141,56 @@ func (h *handler) message(p session.Peer, s *socket, pkt []byte, allowed bool) (
 }
 
 // connect joins the main namespace: it authenticates the CONNECT's token
-// (or the one the opening request carried), answers 40{"sid":"…"} and
-// starts the session (the personal topic). It reports whether the client
-// joined. A refusal is a CONNECT_ERROR, after which socket.io-client gives
-// up (no reconnection); the connect timeout then closes the engine if the
-// client does not.
+// (or the one the opening request carried), answers 40{"sid":"…"} (with a
+// "pid" when recovery is on) and starts the session (the personal topic).
+// It reports whether the client joined. A CONNECT that names a pid and an
+// offset recovers the session it names when it can (recover.go): the
+// answer comes when the state is found. A refusal is a CONNECT_ERROR,
+// after which socket.io-client gives up (no reconnection); the connect
+// timeout then closes the engine if the client does not.
 func (h *handler) connect(p session.Peer, s *socket, pkt codec.SIOPacket, allowed bool) bool {
 	var refusal *codec.ProtoError
 	var id session.Identity
+	var auth codec.SIOAuth
 	switch {
 	case pkt.Namespace != "/":
 		refusal = &codec.ProtoError{Code: codec.CodeInvalidNamespace, Message: "Invalid namespace"}
 	case !allowed:
 		refusal = &codec.ProtoError{Code: codec.CodeRateLimited, Message: "too many commands; slow down"}
-	case s.flags&flagConnected != 0:
+	case s.flags&(flagConnected|flagJoining) != 0:
 		refusal = &codec.ProtoError{Code: codec.CodeBadRequest, Message: "already connected"}
 	default:
-		id, refusal = h.authenticate(s, pkt.Data)
+		auth, id, refusal = h.authenticate(s, pkt.Data)
 	}
 	if refusal != nil {
 		h.send(p, codec.AppendSIOConnectRefusal(h.buf[:0], pkt.Namespace, refusal.Code, refusal.Message))
 		return false
 	}
-	if !h.send(p, codec.AppendSIOConnect(h.buf[:0], "/", nuid.Next(), "")) {
+	if h.cfg.Recovery > 0 && auth.PID != "" && auth.Offset != "" {
+		s.flags |= flagJoining
+		h.ep.fetchKept(auth.PID, func(k *kept) { h.recover(p, s, id, auth, k) })
+		return false
+	}
+	return h.join(p, s, id)
+}
+
+// join answers a CONNECT that starts a new session (no recovery, or one
+// that failed): a new pid when recovery is on, so socket.io-client's
+// socket.recovered is false, and the session begins with the personal
+// topic. It reports whether the client joined.
+func (h *handler) join(p session.Peer, s *socket, id session.Identity) bool {
+	var pid string
+	if h.cfg.Recovery > 0 {
+		pid = secretID()
+	}
+	if !h.send(p, codec.AppendSIOConnect(h.buf[:0], "/", nuid.Next(), pid)) {
 		return false
 	}
 	s.flags |= flagConnected
+	s.aux = nil
+	if pid != "" {
+		s.aux = pid
+	}
 	_, perr := s.sess.Begin(h.env, p, id)
 	if perr != nil && p.Open() {
 		h.metrics.CommandErrors.Add(1)
@@ -145,26 +199,24 @@ func (h *handler) connect(p session.Peer, s *socket, pkt codec.SIOPacket, allowe
 	return true
 }
 
-// authenticate returns the identity of a CONNECT with auth payload data:
-// its token if it has one, else the opening request's, else the verdict on
-// no token at all (anonymous in insecure mode, refused otherwise).
-func (h *handler) authenticate(s *socket, data []byte) (session.Identity, *codec.ProtoError) {
+// authenticate decodes a CONNECT's auth payload and returns it with the
+// client's identity: its token if it has one, else the opening request's,
+// else the verdict on no token at all (anonymous in insecure mode, refused
+// otherwise).
+func (h *handler) authenticate(s *socket, data []byte) (codec.SIOAuth, session.Identity, *codec.ProtoError) {
 	auth, err := codec.ParseSIOAuth(data)
 	if err != nil {
-		return nil, err.(*codec.ProtoError)
+		return auth, nil, err.(*codec.ProtoError)
 	}
-	if auth.Token == "" && s.pre != nil {
-		return s.pre, nil
-	}
-	if h.adm.Token == nil {
-		return s.pre, nil
+	if pre := s.pre(); auth.Token == "" && pre != nil || h.adm.Token == nil {
+		return auth, pre, nil
 	}
 	id, verr := h.adm.Token(auth.Token)
 	if verr != nil {
 		h.metrics.Forbidden.Add(1)
-		return nil, &codec.ProtoError{Code: codec.CodeUnauthorized, Message: verr.Error()}
+		return auth, nil, &codec.ProtoError{Code: codec.CodeUnauthorized, Message: verr.Error()}
 	}
-	return id, nil
+	return auth, id, nil
 }
 
 // event runs one of pushd's events and answers it: an ACK when the client
@@ -247,4 +299,36 @@ func (h *handler) expired(p session.Peer, s *socket) {
 		return
 	}
 	s.sess.Expired(h.env, p)
+}
+
+// rearm re-arms the timer of the engine p after its expiry changed (a
+// CONNECT answered later than the packet that asked for it).
+func rearm(p session.Peer) {
+	switch x := p.(type) {
+	case *conn.Conn:
+		switch w := x.Proto().(type) {
+		case *wsConn:
+			w.Rearm(x)
+		case *upConn:
+			w.Rearm(x)
+		}
+	case *engine:
+		if x.ws != nil {
+			rearm(x.ws)
+		} else if x.flags&(eClosing|eGone) == 0 {
+			x.arm()
+		}
+	}
+}
+
+// secretID returns a new 22-character ID from 128 random bits (crypto/rand,
+// base64url without padding): the sid of a polling session and the pid of
+// connection state recovery, which are credentials (a poll or POST with
+// the sid acts for the session; the pid takes the session's state). A NUID
+// would not do: its sequential part makes one ID's neighbours guessable.
+// It is also a valid mailbox name (broker.ValidMailboxName). Any goroutine.
+func secretID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }

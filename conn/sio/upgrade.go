@@ -79,6 +79,7 @@ const (
 func (u *upConn) Close(c *conn.Conn, code codec.StatusCode, reason string) {
 	if u.flags&uUpgraded != 0 && c.State() == conn.StateOpen && u.eng.sock.flags&flagConnected != 0 && !code.Reconnect() {
 		c.Send(disconnectPacket)
+		u.eng.sock.flags &^= flagConnected // the server left: nothing to recover
 	}
 	u.Conn.Close(c, code, reason)
 }
@@ -351,7 +352,7 @@ func sendOut(c *conn.Conn, out []outPacket, skip map[*topics.Message]bool) {
 
 // moveState is what a session takes along to another loop.
 type moveState struct {
-	pre         session.Identity
+	aux         any // socket.aux: the opening request's identity, or the pid
 	ident       session.Identity
 	topics      []string
 	connected   bool
@@ -379,7 +380,7 @@ func (eng *engine) detach(c *conn.Conn) (moveState, bool) {
 		return moveState{}, false
 	}
 	st := moveState{
-		pre:       eng.sock.pre,
+		aux:       eng.sock.aux,
 		ident:     eng.sock.sess.Identity(),
 		topics:    eng.sock.sess.Topics(),
 		connected: eng.sock.flags&flagConnected != 0,
@@ -401,7 +402,7 @@ func (e *endpoint) attach(c *conn.Conn, old *engine, st moveState, ok bool) {
 		return
 	}
 	eng := &engine{ep: e, sid: old.sid, idx: -1, probe: c, flags: eAttaching}
-	eng.sock.pre = st.pre
+	eng.sock.aux = st.aux
 	if st.connected {
 		eng.sock.flags |= flagConnected
 	} else {
@@ -437,6 +438,9 @@ func (eng *engine) finishMove(c *conn.Conn, out []outPacket, alive bool) {
 		reason, code := "session closed", codec.StatusGoingAway
 		if eng.flags&eSlow != 0 {
 			reason, code = "slow consumer", codec.StatusSlowConsumer
+		}
+		if !alive {
+			eng.sock.flags &^= flagConnected // the old engine ended the session, and kept what it left
 		}
 		eng.finish()
 		c.Close(code, reason)

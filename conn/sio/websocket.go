@@ -28,6 +28,7 @@ type wsConn struct {
 func (w *wsConn) Close(c *conn.Conn, code codec.StatusCode, reason string) {
 	if c.State() == conn.StateOpen && w.sock.flags&flagConnected != 0 && !code.Reconnect() {
 		c.Send(disconnectPacket)
+		w.sock.flags &^= flagConnected // the server left: nothing to recover
 	}
 	w.Conn.Close(c, code, reason)
 }
@@ -42,7 +43,7 @@ type wsHandler struct{ *handler }
 // then the wait for the CONNECT.
 func (h wsHandler) Open(c *conn.Conn, _ *codec.HTTPRequest, id session.Identity) {
 	w := c.Proto().(*wsConn)
-	w.sock.pre = id
+	w.sock.aux = id
 	// Fill the command budget, which the packets before the CONNECT draw
 	// on too; the CONNECT begins the session again with its identity.
 	w.sock.sess.Begin(h.env, c, nil)
@@ -70,8 +71,13 @@ func (h wsHandler) Ping(c *conn.Conn) bool {
 // Expired implements ws.Handler.
 func (h wsHandler) Expired(c *conn.Conn) { h.expired(c, &c.Proto().(*wsConn).sock) }
 
-// Closed implements ws.Handler.
-func (h wsHandler) Closed(c *conn.Conn) { c.Proto().(*wsConn).sock.sess.Closed(h.env) }
+// Closed implements ws.Handler: the session ends, and its state is kept
+// for recovery if the client did not leave.
+func (h wsHandler) Closed(c *conn.Conn) {
+	s := &c.Proto().(*wsConn).sock
+	h.keep(s)
+	s.sess.Closed(h.env)
+}
 
 // Message implements ws.Handler: one Engine.IO packet per text frame. Every
 // message costs a unit of the command budget, as in protocol v1. Binary
@@ -98,7 +104,7 @@ func (h *handler) wsPacket(p session.Peer, s *socket, pkt []byte, allowed bool) 
 	case typ == codec.EIOPong, typ == codec.EIONoop:
 		// A pong proves the client alive, as any frame does (ws.Conn).
 	case typ == codec.EIOClose:
-		h.leave(p, s)
+		h.closeTransport(p)
 	case typ == codec.EIOPing:
 		// Protocol 4: only the server pings ("2probe" belongs to the
 		// probe before an upgrade, upgrade.go).

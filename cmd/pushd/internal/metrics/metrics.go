@@ -116,6 +116,8 @@ var (
 	dSIOHandshakes    = desc("pushd_sio_polling_handshakes_total", "Socket.IO sessions opened over HTTP long-polling.")
 	dSIOUpgrades      = desc("pushd_sio_upgrades_total", "Socket.IO upgrades from polling to WebSocket, by result.", "result")
 	dSIORelayed       = desc("pushd_sio_relayed_requests_total", "Socket.IO polling requests served for a session elsewhere, by route.", "route")
+	dSIOKept          = desc("pushd_sio_recovery_states", "Socket.IO session states kept for connection state recovery now.")
+	dSIORecoveries    = desc("pushd_sio_recoveries_total", "Socket.IO CONNECTs that asked to recover a session, by result.", "result")
 )
 
 var all = []*prometheus.Desc{
@@ -125,7 +127,7 @@ var all = []*prometheus.Desc{
 	dFramesWritten, dWritevCalls, dDropped, dReconnects, dConnected, dBrokerRequests, dLatency,
 	dPerWritev, dPublishLatency, dDeflateIn, dDeflateOut, dDeflateSkipped, dInflated,
 	dDurableTopics, dResumes, dHistoryReads, dHistoryLosses, dHistoryDups,
-	dCacheMessages, dCacheBytes, dSIOPolling, dSIOHandshakes, dSIOUpgrades, dSIORelayed,
+	dCacheMessages, dCacheBytes, dSIOPolling, dSIOHandshakes, dSIOUpgrades, dSIORelayed, dSIOKept, dSIORecoveries,
 }
 
 // Describe implements prometheus.Collector.
@@ -239,5 +241,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(dSIORelayed, x.Forwarded.Load(), "to_node")
 		counter(dSIORelayed, x.ForwardFailed.Load(), "to_node_failed")
 		counter(dSIORelayed, x.RelayServed.Load(), "from_node")
+		gauge(dSIOKept, x.Kept.Load())
+		counter(dSIORecoveries, x.Recovered.Load(), "recovered")
+		counter(dSIORecoveries, x.NotRecovered.Load(), "not_recovered")
 	}
 }

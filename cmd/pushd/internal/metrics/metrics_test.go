@@ -124,6 +124,8 @@ func TestMetricsOutput(t *testing.T) {
 		"pushd_sio_polling_handshakes_total":  dto.MetricType_COUNTER,
 		"pushd_sio_upgrades_total":            dto.MetricType_COUNTER,
 		"pushd_sio_relayed_requests_total":    dto.MetricType_COUNTER,
+		"pushd_sio_recovery_states":           dto.MetricType_GAUGE,
+		"pushd_sio_recoveries_total":          dto.MetricType_COUNTER,
 		"go_goroutines":                       dto.MetricType_GAUGE,
 		"go_memstats_heap_inuse_bytes":        dto.MetricType_GAUGE,
 		"process_resident_memory_bytes":       dto.MetricType_GAUGE,

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { io } from "socket.io-client";
 
-import { Pushd, signJWT, sleep, waitFor } from "./helpers.mjs";
+import { Pushd, Proxy, pushdHas, signJWT, sleep, waitFor } from "./helpers.mjs";
 
 const sockets = [];
 const servers = [];
@@ -309,3 +309,46 @@ test("polling: a malformed packet ends the session with a DISCONNECT, no reconne
   assert.equal((await reason)[0], "io server disconnect");
   assert.equal(s.active, false);
 });
+
+for (const transports of [["websocket"], ["polling"]]) {
+  test(`connection state recovery over ${transports}: socket.recovered, and the pushes missed while cut off`, async (t) => {
+    if (!pushdHas("history") || !pushdHas("sio-recovery")) {
+      t.skip("this pushd has no --history or --sio-recovery");
+      return;
+    }
+    const p = await startPushd(["--history", "csr.>:100", "--sio-recovery", "1m"]);
+    const proxy = new Proxy(p.wsPort);
+    const port = await proxy.listen();
+    after(() => proxy.close());
+    const s = io(`http://127.0.0.1:${port}`, { forceNew: true, transports, reconnectionDelay: 300, reconnectionDelayMax: 300, timeout: 5000 });
+    sockets.push(s);
+    const got = [];
+    const offsets = [];
+    s.on("message", (m, offset) => {
+      got.push(m.data);
+      offsets.push(offset);
+    });
+    await once(s, "connect");
+    assert.equal(s.recovered, false);
+    assert.deepEqual(await s.emitWithAck("subscribe", ["csr.a"]), { ok: true });
+    await p.publish("csr.a", 1);
+    await p.publish("csr.a", 2);
+    await waitFor("two pushes", () => got.length === 2);
+    assert.match(offsets[1], /^csr\.a:[\w-]+:\d+$/, "the recovery offset is the push's last argument");
+
+    const reason = once(s, "disconnect");
+    proxy.cut(); // the network drops; no close frame, no DISCONNECT
+    assert.match((await reason)[0], /^transport (close|error)$/);
+    await waitFor("the server to keep the session", async () => (await p.metric("pushd_sio_recovery_states")) === 1);
+    await p.publish("csr.a", 3);
+    await p.publish("csr.a", 4);
+    await once(s, "connect");
+    assert.equal(s.recovered, true, "the session was recovered");
+    await waitFor("the missed pushes", () => got.length === 4);
+    assert.deepEqual(got, [1, 2, 3, 4]);
+    await p.publish("csr.a", 5);
+    await waitFor("a live push", () => got.length === 5);
+    assert.equal(got[4], 5);
+    assert.equal(await p.metric('pushd_sio_recoveries_total{result="recovered"}'), 1);
+  });
+}
