@@ -48,7 +48,7 @@ func (l *pollLoop) Flush() { l.Loop.Flush() }
 
 // pollNode is a set of loops sharing a Socket.IO route.
 type pollNode struct {
-	t       *testing.T
+	t       testing.TB
 	loops   []*pollLoop
 	now     time.Time
 	metrics *conn.Metrics
@@ -77,7 +77,7 @@ func newTestBus(t testing.TB) *testBus {
 }
 
 // broker connects a new broker to the bus.
-func (b *testBus) broker(t *testing.T) *natsbroker.Broker {
+func (b *testBus) broker(t testing.TB) *natsbroker.Broker {
 	t.Helper()
 	nc, err := nats.Connect("", nats.InProcessServer(b.ns))
 	if err != nil {
@@ -97,7 +97,7 @@ var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
 // newPollNode starts a node of n loops on bus (a broker and hub of its
 // own). With relay set, polling sessions open mailboxes on the node's
 // broker and requests for unknown sids are forwarded.
-func newPollNode(t *testing.T, bus *testBus, n int, cfg Config, adm Admission, scfg session.Config, relay bool) *pollNode {
+func newPollNode(t testing.TB, bus *testBus, n int, cfg Config, adm Admission, scfg session.Config, relay bool) *pollNode {
 	t.Helper()
 	br := bus.broker(t)
 	hub, err := topics.New(br, topics.Config{Logger: quietLog})
@@ -178,7 +178,7 @@ func (nd *pollNode) advance(d time.Duration) {
 // httpClient is one TCP connection to a loop, speaking HTTP/1.1 one
 // request at a time.
 type httpClient struct {
-	t  *testing.T
+	t  testing.TB
 	l  *pollLoop
 	c  *conn.Conn
 	tr *memTransport
