@@ -433,7 +433,7 @@ func (e *endpoint) attach(c *conn.Conn, old *engine, st moveState, ok bool) {
 // reconnects).
 func (eng *engine) finishMove(c *conn.Conn, out []outPacket, alive bool) {
 	ep := eng.ep
-	if !alive || eng.flags&(eGone|eSlow) != 0 || c.State() != conn.StateOpen {
+	if !alive || eng.flags&(eGone|eSlow|eClosing) != 0 || c.State() != conn.StateOpen {
 		sendOut(c, out, nil) // only releases: c is closed or closes now
 		reason, code := "session closed", codec.StatusGoingAway
 		if eng.flags&eSlow != 0 {
