@@ -229,9 +229,14 @@ func ParseSIOBinaryHead(p []byte) (pkt SIOPacket, attachments int, err error) {
 // id in the main namespace, "4" prefix included):
 //
 //	42["message",{"topic":"a.b","data":<data>}]
-//	42["message",{"topic":"a.b","offset":12,"epoch":"E","data":<data>}]
+//	42["message",{"topic":"a.b","offset":12,"epoch":"E","data":<data>},"a.b:E:12"]
 //
 // offset and epoch are written when epoch is not empty (a durable topic).
+// A push on a durable topic also carries its position as a last, string
+// argument, the SSE event id (AppendEventID), when topic and epoch are
+// valid and offset is at least 1: socket.io-client keeps the last string
+// argument of the events it receives and sends it back as "offset" when it
+// recovers its session (connection state recovery, docs/protocol.md §14).
 // data is written as AppendPush writes it: verbatim when it is valid JSON
 // in valid UTF-8, as a JSON string when it is other valid UTF-8, and
 // otherwise as a base64 string followed by "encoding":"base64". topic is
@@ -257,7 +262,14 @@ func AppendSIOPush(dst []byte, topic string, data []byte, offset uint64, epoch s
 	default:
 		dst = appendJSONString(dst, unsafe.String(unsafe.SliceData(data), len(data)))
 	}
-	return append(dst, "}]"...)
+	dst = append(dst, '}')
+	if offset >= 1 && offset <= MaxOffset && ValidEpoch(epoch) && ValidTopic(topic) == nil {
+		// Neither holds a byte JSON escapes.
+		dst = append(dst, `,"`...)
+		dst = AppendEventID(dst, topic, epoch, offset)
+		dst = append(dst, '"')
+	}
+	return append(dst, ']')
 }
 
 // AppendSIOResult appends the answer to a client's event: with an ack id

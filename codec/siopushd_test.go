@@ -148,7 +148,7 @@ func TestAppendSIOPush(t *testing.T) {
 		{"a.b", `{"p":1}`, 0, "", `42["message",{"topic":"a.b","data":{"p":1}}]`},
 		{"a", `hello`, 0, "", `42["message",{"topic":"a","data":"hello"}]`},
 		{"a", "\xff\x00", 0, "", `42["message",{"topic":"a","data":"/wA=","encoding":"base64"}]`},
-		{"a", `1`, 12, "E-1", `42["message",{"topic":"a","offset":12,"epoch":"E-1","data":1}]`},
+		{"a", `1`, 12, "E-1", `42["message",{"topic":"a","offset":12,"epoch":"E-1","data":1},"a:E-1:12"]`},
 		{"a", ``, 0, "", `42["message",{"topic":"a","data":""}]`},
 	}
 	for _, tt := range tests {
@@ -173,8 +173,22 @@ func sioCheckPush(t testing.TB, out []byte, topic string, data []byte, offset ui
 		t.Fatalf("%q: ParseSIOPacket = %+v, %v", out, pkt, err)
 	}
 	var ev []json.RawMessage
-	if err := json.Unmarshal(pkt.Data, &ev); err != nil || len(ev) != 2 || string(ev[0]) != `"message"` {
-		t.Fatalf("%q: not [\"message\", obj]: %v", out, err)
+	if err := json.Unmarshal(pkt.Data, &ev); err != nil || len(ev) < 2 || len(ev) > 3 || string(ev[0]) != `"message"` {
+		t.Fatalf("%q: not [\"message\", obj] or [\"message\", obj, id]: %v", out, err)
+	}
+	// The recovery offset: the event id of a valid durable position.
+	wantID := offset >= 1 && offset <= MaxOffset && ValidEpoch(epoch) && ValidTopic(topic) == nil
+	if wantID != (len(ev) == 3) {
+		t.Fatalf("%q: %d arguments for topic %q, epoch %q, offset %d", out, len(ev), topic, epoch, offset)
+	}
+	if wantID {
+		var id string
+		if err := json.Unmarshal(ev[2], &id); err != nil {
+			t.Fatalf("%q: id %v", out, err)
+		}
+		if tp, ep, off, ok := ParseEventID(id); !ok || tp != topic || ep != epoch || off != offset {
+			t.Fatalf("%q: id %q reads back as %q %q %d %v", out, id, tp, ep, off, ok)
+		}
 	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(ev[1], &m); err != nil {
@@ -379,6 +393,8 @@ func FuzzAppendSIOPush(f *testing.F) {
 	f.Add("ticker.BTC", []byte(`{"p":1}`), uint64(0), "")
 	f.Add("a", []byte("text \u2028"), uint64(5), "E")
 	f.Add("a\"", []byte{0xff, 0}, uint64(1<<53-1), "e\xff")
+	f.Add("orders.eu", []byte(`{"n":1}`), uint64(1842), "Kq3x")
+	f.Add("orders.eu", []byte(`1`), uint64(1<<53), "Kq3x")
 	f.Fuzz(func(t *testing.T, topic string, data []byte, offset uint64, epoch string) {
 		sioCheckPush(t, AppendSIOPush(nil, topic, data, offset, epoch), topic, data, offset, epoch)
 	})

@@ -29,6 +29,31 @@ type Endpoint interface {
 	Serve(c *Conn, req *codec.HTTPRequest, body []byte) *codec.HTTPError
 }
 
+// Ticker is an Endpoint with timers of its own, beyond its connections'
+// (Engine.IO polling sessions, which outlive the requests that carry
+// them): the loop calls Advance after its timing wheel has advanced, with
+// the current tick. Loop goroutine only.
+type Ticker interface {
+	Advance(now uint64)
+}
+
+// Drainer is an Endpoint with state beyond its connections that a graceful
+// stop must end too (Engine.IO polling sessions without a request in
+// progress): Loop.CloseAll calls CloseAll with its code and reason before
+// it closes the connections. Loop goroutine only.
+type Drainer interface {
+	CloseAll(code codec.StatusCode, reason string)
+}
+
+// Flusher is an Endpoint that queues pushes outside the loop's outbox
+// (Engine.IO polling sessions answer a held poll with what they queued):
+// the loop calls Flush when its own flush of the outbox completes (Flush,
+// or the FlushFor call that reports true), after a drain's slice of
+// pushes, when subscribers may change again. Loop goroutine only.
+type Flusher interface {
+	Flush()
+}
+
 // Route is one entry of the endpoint table: requests for Path go to the
 // endpoint New builds for each event loop. Paths match exactly, without the
 // query string.

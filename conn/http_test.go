@@ -394,3 +394,53 @@ func TestHTTPDrain(t *testing.T) {
 		t.Fatalf("while draining: state %v %q", c.State(), tr.out.String())
 	}
 }
+
+// hookEP is an endpoint with timers and drain state of its own.
+type hookEP struct {
+	ticks   []uint64
+	drains  []codec.StatusCode
+	flushes int
+}
+
+func (h *hookEP) Serve(*Conn, *codec.HTTPRequest, []byte) *codec.HTTPError { return nil }
+func (h *hookEP) Advance(now uint64)                                       { h.ticks = append(h.ticks, now) }
+func (h *hookEP) CloseAll(code codec.StatusCode, _ string)                 { h.drains = append(h.drains, code) }
+func (h *hookEP) Flush()                                                   { h.flushes++ }
+
+// Endpoints that implement Ticker, Drainer and Flusher get the loop's
+// ticks, its graceful stop and its flushes; Execute hands work to the loop through LoopConfig.Execute.
+func TestEndpointHooksAndExecute(t *testing.T) {
+	h := &hookEP{}
+	var queued []func()
+	fc := &fakeClock{t: time.Unix(1_000_000, 0)}
+	l := NewLoop(LoopConfig{
+		Tick: 10 * time.Millisecond, Metrics: new(Metrics), Clock: fc.Now,
+		Routes:  []Route{{Path: "/h", New: func(*Loop) Endpoint { return h }}},
+		Execute: func(fn func()) error { queued = append(queued, fn); return nil },
+	}, nil)
+	fc.t = fc.t.Add(30 * time.Millisecond)
+	l.Advance(fc.t)
+	if len(h.ticks) != 1 || h.ticks[0] != 3 {
+		t.Fatalf("ticks %v, want [3]", h.ticks)
+	}
+	l.Flush()
+	if h.flushes != 1 {
+		t.Fatalf("flushes %d, want 1", h.flushes)
+	}
+	l.CloseAll(codec.StatusGoingAway, "bye")
+	if len(h.drains) != 1 || h.drains[0] != codec.StatusGoingAway || !l.Draining() {
+		t.Fatalf("drains %v, draining %v", h.drains, l.Draining())
+	}
+	ran := false
+	if err := l.Execute(func() { ran = true }); err != nil || len(queued) != 1 {
+		t.Fatalf("Execute: %v, %d queued", err, len(queued))
+	}
+	queued[0]()
+	if !ran {
+		t.Fatal("the executed function did not run")
+	}
+	bare := NewLoop(LoopConfig{Metrics: new(Metrics)}, nil)
+	if err := bare.Execute(func() {}); err != ErrNoExecute {
+		t.Fatalf("Execute without LoopConfig.Execute: %v", err)
+	}
+}

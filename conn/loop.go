@@ -1,6 +1,7 @@
 package conn
 
 import (
+	"errors"
 	"math"
 	"time"
 	"unsafe"
@@ -29,6 +30,12 @@ type LoopConfig struct {
 	// announce. It runs on the loop goroutine and must not call Feed
 	// itself (the engine's gnet.Conn.Wake queues the call).
 	Resume func(tr Transport)
+	// Execute, when set, runs fn on the loop goroutine soon, after the
+	// work in progress; it may be called from any goroutine, the loop's
+	// own included, and reports an error (and never runs fn) once the
+	// loop has stopped. It is how work that starts elsewhere (a broker's
+	// callback, another loop) reaches the loop: Loop.Execute.
+	Execute func(fn func()) error
 }
 
 // Loop is the environment shared by the connections of one event loop: the
@@ -52,6 +59,10 @@ type Loop struct {
 	endpoints  map[string]*routed
 	writev     func(Transport, [][]byte) (int, error)
 	resume     func(Transport)
+	execute    func(func()) error
+	tickers    []Ticker          // endpoints with timers of their own
+	drainers   []Drainer         // endpoints with state a graceful stop ends
+	flushers   []Flusher         // endpoints with pushes queued outside the outbox
 	perWritev  *metric.Histogram // pushes per writev on this loop; read by the metrics collector
 
 	// Owned by the loop goroutine.
@@ -123,6 +134,7 @@ func NewLoop(cfg LoopConfig, shard *topics.Shard) *Loop {
 		iov:       make([][]byte, 0, maxIovec),
 		writev:    cfg.Writev,
 		resume:    cfg.Resume,
+		execute:   cfg.Execute,
 		perWritev: metric.NewHistogram(PushesPerWritevBounds),
 		lagging:   make(map[*Conn]lag),
 	}
@@ -141,11 +153,36 @@ func NewLoop(cfg LoopConfig, shard *topics.Shard) *Loop {
 	l.wheel = wheel.New(256, connOfTimer, func(c *Conn) { c.onTimer() })
 	var maxBody int64
 	for _, r := range cfg.Routes {
-		l.endpoints[r.Path] = &routed{ep: r.New(l), maxBody: max(r.MaxBody, 0)}
+		ep := r.New(l)
+		l.endpoints[r.Path] = &routed{ep: ep, maxBody: max(r.MaxBody, 0)}
+		if t, ok := ep.(Ticker); ok {
+			l.tickers = append(l.tickers, t)
+		}
+		if d, ok := ep.(Drainer); ok {
+			l.drainers = append(l.drainers, d)
+		}
+		if f, ok := ep.(Flusher); ok {
+			l.flushers = append(l.flushers, f)
+		}
 		maxBody = max(maxBody, r.MaxBody)
 	}
 	l.maxHeld = c.MaxHeaderBytes + int(min(maxBody, 1<<30))
 	return l
+}
+
+// ErrNoExecute is Execute's answer on a loop built without
+// LoopConfig.Execute.
+var ErrNoExecute = errors.New("conn: the loop has no Execute")
+
+// Execute runs fn on the loop goroutine soon, after the work in progress
+// (LoopConfig.Execute): the way a broker's callback or another loop hands
+// work to this one. It returns an error, and fn never runs, when the loop
+// has stopped or has no Execute. Any goroutine, the loop's own included.
+func (l *Loop) Execute(fn func()) error {
+	if l.execute == nil {
+		return ErrNoExecute
+	}
+	return l.execute(fn)
 }
 
 // Shard returns the loop's topic shard, nil without a hub. Any goroutine.
@@ -221,16 +258,23 @@ func (l *Loop) arm(c *Conn, ticks uint64) {
 	l.wheel.ScheduleAt(&c.timer, l.tickOf(l.clock())+ticks+1)
 }
 
+// Draining reports whether CloseAll has run: the server is stopping, and
+// responses close their connections. Loop goroutine only.
+func (l *Loop) Draining() bool { return l.draining }
+
 // CloseTicks returns the close timeout in ticks. Any goroutine.
 func (l *Loop) CloseTicks() uint64 { return l.closeTicks }
 
 // Advance moves the timing wheel to now, firing due timers: handshake
 // deadlines, heartbeat pings, pong timeouts, token expiry and close
-// timeouts. Loop goroutine only (the engine ticker reaches it through
+// timeouts; then the endpoints' own timers (Ticker). Loop goroutine only (the engine ticker reaches it through
 // EventLoop.Execute).
 func (l *Loop) Advance(now time.Time) {
 	l.cur = l.tickOf(now)
 	l.wheel.Advance(l.cur)
+	for _, t := range l.tickers {
+		t.Advance(l.cur)
+	}
 	l.sweepLagging()
 }
 
@@ -263,10 +307,14 @@ func (l *Loop) sweepLagging() {
 // CloseAll closes every open connection with code and reason through its
 // protocol, ends held requests through the Proto that holds them, and
 // drops connections that are reading a request or idle between requests.
-// From then on every response closes its connection. Used for a graceful
-// stop (1001). Loop goroutine only.
+// Endpoints with state of their own (Drainer) end it first. From then on
+// every response closes its connection. Used for a graceful stop (1001).
+// Loop goroutine only.
 func (l *Loop) CloseAll(code codec.StatusCode, reason string) {
 	l.draining = true
+	for _, d := range l.drainers {
+		d.CloseAll(code, reason)
+	}
 	// Close may remove connections from l.conns; walk a copy.
 	cs := append([]*Conn(nil), l.conns...)
 	for _, c := range cs {
@@ -289,9 +337,10 @@ func (l *Loop) queue(c *Conn, b []byte) {
 }
 
 // Flush writes every push queued since the last complete flush, one writev
-// per connection (at most maxIovec frames per call), and applies the
-// slow-consumer policy. The queued bytes are no longer referenced when it
-// returns. Loop goroutine only.
+// per connection (at most maxIovec frames per call), applies the
+// slow-consumer policy, and then lets endpoints that queue pushes of their
+// own write them (Flusher). The queued bytes are no longer referenced when
+// it returns. Loop goroutine only.
 func (l *Loop) Flush() { l.FlushFor(math.MaxInt64) }
 
 // FlushFor is Flush bounded in time: it writes the queued pushes of one
@@ -299,7 +348,8 @@ func (l *Loop) Flush() { l.FlushFor(math.MaxInt64) }
 // reports true, or until budget has passed, and reports false. It writes at
 // least one connection per call, so repeated calls always finish. Pushes
 // queued between two calls are written in order after a connection's
-// earlier ones, in the same flush. The queued bytes must stay valid until a
+// earlier ones, in the same flush. The call that completes the flush then
+// runs the endpoints' Flushers. The queued bytes must stay valid until a
 // call reports true (a Flush, or a direct write to a connection, may
 // complete part of the work in between). Loop goroutine only.
 func (l *Loop) FlushFor(budget time.Duration) bool {
@@ -331,6 +381,9 @@ func (l *Loop) FlushFor(budget time.Duration) bool {
 		l.out = make([]outNode, 1, 1024) // give back a one-off spike
 	} else {
 		l.out = l.out[:1]
+	}
+	for _, f := range l.flushers {
+		f.Flush()
 	}
 	return true
 }

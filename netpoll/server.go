@@ -251,6 +251,7 @@ func (s *Server) loopFor(el gnet.EventLoop) *loop {
 		Metrics: s.metrics,
 		Writev:  l.writev,
 		Resume:  resume,
+		Execute: l.Execute,
 	}, l.shard)
 	l.advance = func(context.Context) error {
 		now := time.Now()

@@ -147,7 +147,9 @@ func registerFlags(fs *flag.FlagSet) (*config, *flagExtras) {
 	fs.StringVar(&c.SIOPath, "sio-path", sio.DefaultPath, "path of the Socket.IO endpoint (off when empty)")
 	fs.DurationVar(&c.SIO.PingInterval, "sio-ping-interval", 25*time.Second, "Engine.IO pingInterval: how often Socket.IO clients are pinged")
 	fs.DurationVar(&c.SIO.PingTimeout, "sio-ping-timeout", 20*time.Second, "Engine.IO pingTimeout: time a Socket.IO client has to answer a ping")
-	fs.IntVar(&c.SIO.MaxPayload, "sio-max-payload", 64<<10, "Engine.IO maxPayload: largest Socket.IO packet (1009 beyond)")
+	fs.IntVar(&c.SIO.MaxPayload, "sio-max-payload", 64<<10, "Engine.IO maxPayload: largest Socket.IO packet (1009 beyond) and polling POST body (413 beyond)")
+	fs.DurationVar(&c.SIO.UpgradeTimeout, "sio-upgrade-timeout", 10*time.Second, "time a Socket.IO client has to complete an upgrade from polling to WebSocket")
+	fs.DurationVar(&c.SIO.Recovery, "sio-recovery", 0, "how long a Socket.IO session that lost its connection can be recovered (connection state recovery; 0: off)")
 	fs.StringVar(&c.SSEPath, "sse-path", "/sse", "path of the Server-Sent Events endpoint (off when empty)")
 	fs.Var(&x.demo, "demo", "serve the demo page at / and publish a made-up ticker to demo.ticker (default: on with --insecure, else off)")
 	fs.StringVar(&c.EchoPath, "echo-path", "", "path of an echo endpoint for conformance testing (off when empty)")
@@ -331,6 +333,7 @@ func (c *config) validate() error {
 		{"--sio-ping-interval", c.SIO.PingInterval > 0},
 		{"--sio-ping-timeout", c.SIO.PingTimeout > 0},
 		{"--sio-max-payload", c.SIO.MaxPayload > 0},
+		{"--sio-upgrade-timeout", c.SIO.UpgradeTimeout > 0},
 		{"--drain-grace", c.DrainGrace > 0},
 		{"--max-frame", c.WS.MaxFrameSize > 0},
 		{"--max-message", c.WS.MaxMessageSize > 0},
@@ -351,6 +354,7 @@ func (c *config) validate() error {
 		ok   bool
 	}{
 		{"--loops", c.Loops >= 0},
+		{"--sio-recovery", c.SIO.Recovery >= 0},
 		{"--max-conns", c.MaxConns >= 0},
 		{"--max-conns-per-ip", c.MaxConnsPerIP >= 0},
 		{"--accept-rate", c.AcceptRate >= 0},

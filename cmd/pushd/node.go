@@ -47,6 +47,7 @@ type node struct {
 	broker   broker.Broker // a jsbroker.Broker with --history, otherwise a natsbroker.Broker
 	hub      *topics.Hub
 	smet     *session.Metrics // the sessions' counters
+	sioMet   *sio.Metrics     // the Socket.IO polling and relay counters
 	srv      *netpoll.Server
 	api      *http.Server
 	apiL     net.Listener
@@ -88,7 +89,7 @@ func startNode(cfg *config, p *parts, log *slog.Logger) (n *node, err error) {
 		Routes: n.routes(adm, n.smet),
 		Conn:   cfg.Conn,
 		Tick: conn.TickFor(cfg.Conn.HandshakeTimeout, cfg.Conn.KeepAliveTimeout, cfg.Conn.CloseTimeout,
-			cfg.Conn.SlowConsumerTimeout, cfg.WS.PingInterval, cfg.WS.PongTimeout, cfg.SIO.PingInterval, cfg.SIO.PingTimeout),
+			cfg.Conn.SlowConsumerTimeout, cfg.WS.PingInterval, cfg.WS.PongTimeout, cfg.SIO.PingInterval, cfg.SIO.PingTimeout, cfg.SIO.UpgradeTimeout),
 		Hub:    n.hub,
 		Logger: log,
 
@@ -105,14 +106,18 @@ func startNode(cfg *config, p *parts, log *slog.Logger) (n *node, err error) {
 		return n, fmt.Errorf("api listener: %w", err)
 	}
 	publishLatency := metric.NewHistogram(api.PublishLatencyBounds)
-	reg := metrics.Registry(metrics.New(metrics.Sources{
+	src := metrics.Sources{
 		Conn:           n.srv.Metrics(),
 		Session:        n.smet,
 		Refused:        adm.Refused,
 		Hub:            n.hub.Stats,
 		PublishLatency: publishLatency,
 		Deflate:        ws.CompressionStats,
-	}))
+	}
+	if cfg.SIOPath != "" {
+		src.SIO = n.sioMet
+	}
+	reg := metrics.Registry(metrics.New(src))
 	a := api.New(api.Config{
 		Hub:            n.hub,
 		History:        n.hub,
@@ -244,7 +249,13 @@ func (n *node) routes(adm *auth.Admitter, smet *session.Metrics) []conn.Route {
 		routes = append(routes, sse.Route(cfg.SSEPath, sse.Config{PingInterval: cfg.WS.PingInterval}, admit, scfg, smet))
 	}
 	if cfg.SIOPath != "" {
-		routes = append(routes, sio.Route(cfg.SIOPath, cfg.SIO, sioAdmission(adm), scfg, smet))
+		// Polling requests that reach this node for another node's session
+		// are relayed to it through the broker: no sticky sessions.
+		scio := cfg.SIO
+		scio.Relay, _ = n.broker.(broker.Mailboxes) // both brokers are
+		n.sioMet = new(sio.Metrics)
+		scio.Metrics = n.sioMet
+		routes = append(routes, sio.Route(cfg.SIOPath, scio, sioAdmission(adm), scfg, smet))
 	}
 	if cfg.Demo {
 		routes = append(routes, webRoute(web.DemoPath))

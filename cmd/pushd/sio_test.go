@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -213,5 +214,86 @@ func TestSocketIOBadInputIsolated(t *testing.T) {
 	}
 	if topic, _ := good.push(); topic != "t" {
 		t.Fatalf("neighbour got %q", topic)
+	}
+}
+
+// connectAnswer decodes a CONNECT's answer.
+func connectAnswer(t *testing.T, got string) (pid string) {
+	t.Helper()
+	var a struct{ SID, PID string }
+	if !strings.HasPrefix(got, "40{") || json.Unmarshal([]byte(got[2:]), &a) != nil {
+		t.Fatalf("CONNECT answered %q", got)
+	}
+	return a.PID
+}
+
+// pushID decodes a message event on a durable topic: its data and the
+// recovery offset, its last argument.
+func (c *sioClient) pushID() (data, id string) {
+	c.t.Helper()
+	p := c.read()
+	var ev []json.RawMessage
+	if !strings.HasPrefix(p, "42") || json.Unmarshal([]byte(p[2:]), &ev) != nil || len(ev) != 3 {
+		c.t.Fatalf("not a durable push: %q", p)
+	}
+	var m struct{ Data json.RawMessage }
+	if err := json.Unmarshal(ev[1], &m); err != nil || json.Unmarshal(ev[2], &id) != nil {
+		c.t.Fatalf("push %q", p)
+	}
+	return string(m.Data), id
+}
+
+// Connection state recovery on durable topics: a session whose connection
+// is lost is recovered by a CONNECT with its pid and the offset of the last
+// push it got, on another node: the same pid comes back (socket.recovered),
+// the pushes it missed come first, then the live ones; the subscription is
+// back without a subscribe.
+func TestSocketIORecovery(t *testing.T) {
+	dir := t.TempDir()
+	a := testNode(t, "--history", "user.>:1000:1h", "--data-dir", dir, "--sio-recovery", "1m")
+	b := testNode(t, "--nats", a.ns.ClientURL(), "--history", "user.>:1000:1h", "--sio-recovery", "1m")
+	c := dialSIO(t, a, "", nil)
+	pid := connectAnswer(t, c.read())
+	if len(pid) != 22 {
+		t.Fatalf("pid %q", pid)
+	}
+	c.send(`420["subscribe",["user.u1"]]`)
+	if got := c.read(); got != `430[{"ok":true}]` {
+		t.Fatalf("subscribe: %q", got)
+	}
+	for i := 1; i <= 2; i++ {
+		if code, body := publishHTTP(t, a, fmt.Sprintf(`{"topic":"user.u1","data":%d}`, i)); code != 200 {
+			t.Fatalf("publish: %d %s", code, body)
+		}
+	}
+	c.pushID()
+	data, last := c.pushID()
+	if data != "2" || !strings.HasPrefix(last, "user.u1:") {
+		t.Fatalf("push %s with offset %q", data, last)
+	}
+	c.ws.UnderlyingConn().Close() // the connection is lost, without a close frame
+	waitFor(t, "the state to be kept", func() bool { return a.sioMet.Kept.Load() == 1 })
+	for i := 3; i <= 4; i++ {
+		if code, body := publishHTTP(t, a, fmt.Sprintf(`{"topic":"user.u1","data":%d}`, i)); code != 200 {
+			t.Fatalf("publish: %d %s", code, body)
+		}
+	}
+	r := dialSIO(t, b, `{"pid":"`+pid+`","offset":"`+last+`"}`, nil)
+	if got := connectAnswer(t, r.read()); got != pid {
+		t.Fatalf("recovered with pid %q, want %q", got, pid)
+	}
+	for _, want := range []string{"3", "4"} {
+		if data, _ := r.pushID(); data != want {
+			t.Fatalf("replayed %s, want %s", data, want)
+		}
+	}
+	if code, body := publishHTTP(t, b, `{"topic":"user.u1","data":5}`); code != 200 {
+		t.Fatalf("publish: %d %s", code, body)
+	}
+	if data, _ := r.pushID(); data != "5" {
+		t.Fatalf("live %s, want 5", data)
+	}
+	if b.sioMet.Recovered.Load() != 1 || a.sioMet.Kept.Load() != 0 {
+		t.Fatalf("recovered %d, kept %d", b.sioMet.Recovered.Load(), a.sioMet.Kept.Load())
 	}
 }

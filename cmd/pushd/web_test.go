@@ -21,8 +21,10 @@ var jsTestDir = filepath.Join("web", "test")
 // test runner against a pushd binary built from this tree: in Node with the
 // ws package, and in headless Chromium with puppeteer-core the demo page
 // (served by pushd) and EventSource on pushd's SSE endpoint. The same run
-// drives pushd's Socket.IO endpoint with the npm socket.io-client
-// (socketio.test.mjs).
+// drives pushd's Socket.IO endpoint with the npm socket.io-client, in Node
+// (socketio.test.mjs: WebSocket, long-polling, the upgrade) and in Chromium
+// from a page of another origin (socketio-browser.test.mjs: CORS);
+// TestSocketIOTwoNodes runs it against two nodes (socketio-cluster.test.mjs).
 //
 // It skips when node (20 or later), the npm packages (npm ci in
 // cmd/pushd/web/test) or Chromium are missing, unless
@@ -51,7 +53,7 @@ func TestJSClient(t *testing.T) {
 		if _, err := os.Stat(chromium); err != nil {
 			requireTool(t, "Chromium is not installed at "+chromium+" (apt-get install chromium)")
 		}
-		runNodeTests(t, node, bin, chromium, "browser.test.mjs", "sse.test.mjs")
+		runNodeTests(t, node, bin, chromium, "browser.test.mjs", "sse.test.mjs", "socketio-browser.test.mjs")
 	})
 }
 
@@ -107,15 +109,23 @@ var nodeSummary = regexp.MustCompile(`^# (tests|pass|fail|cancelled|skipped|todo
 // feature they test) are logged with their reason.
 func runNodeTests(t *testing.T, node, bin, chromium string, files ...string) {
 	t.Helper()
+	env := []string{"PUSHD_BIN=" + bin}
+	if chromium != "" {
+		env = append(env, "CHROMIUM="+chromium)
+	}
+	runNodeTestsEnv(t, node, env, files...)
+}
+
+// runNodeTestsEnv is runNodeTests with env (NAME=value) added to this
+// process's environment.
+func runNodeTestsEnv(t *testing.T, node string, env []string, files ...string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	args := append([]string{"--test", "--test-reporter=tap", "--test-timeout=120000"}, files...)
 	cmd := exec.CommandContext(ctx, node, args...)
 	cmd.Dir = jsTestDir
-	cmd.Env = append(os.Environ(), "PUSHD_BIN="+bin)
-	if chromium != "" {
-		cmd.Env = append(cmd.Env, "CHROMIUM="+chromium)
-	}
+	cmd.Env = append(os.Environ(), env...)
 	// Own process group: whatever the tests leave behind (a pushd after a
 	// crash of node) is killed with it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -72,9 +73,35 @@ func (c *clock) TickOf(t time.Time) uint64   { return uint64(t.Sub(c.zero) / c.t
 
 // loop is a topics.Loop run by the test goroutine: Execute queues, run
 // drains the queue.
-type loop struct{ fns []func() }
+// loop is the topics.Loop of a test Env: Execute queues, runLoop runs.
+type loop struct {
+	mu  sync.Mutex
+	fns []func()
+}
 
-func (l *loop) Execute(fn func()) error  { l.fns = append(l.fns, fn); return nil }
+func (l *loop) Execute(fn func()) error {
+	l.mu.Lock()
+	l.fns = append(l.fns, fn)
+	l.mu.Unlock()
+	return nil
+}
+
+// loops maps each test Env to its loop, for runLoop.
+var loops sync.Map // *session.Env → *loop
+
+// runLoop runs what e's loop was handed, on the test's goroutine, which
+// plays the loop's.
+func runLoop(e *session.Env) {
+	v, _ := loops.Load(e)
+	l := v.(*loop)
+	l.mu.Lock()
+	fns := l.fns
+	l.fns = nil
+	l.mu.Unlock()
+	for _, fn := range fns {
+		fn()
+	}
+}
 func (l *loop) Later(fn func()) error    { return l.Execute(fn) }
 func (l *loop) Flush(time.Duration) bool { return true }
 
@@ -118,7 +145,10 @@ func env(t *testing.T, cfg session.Config) (*session.Env, *clock, *topics.Hub, *
 	t.Cleanup(hub.Close)
 	c := &clock{tick: 100 * time.Millisecond, zero: time.Unix(1_000_000, 0)}
 	m := new(session.Metrics)
-	return session.NewEnv(cfg, hub.NewShard(&loop{}), m, c), c, hub, m
+	l := &loop{}
+	e := session.NewEnv(cfg, hub.NewShard(l), m, c)
+	loops.Store(e, l)
+	return e, c, hub, m
 }
 
 func TestStartWelcomePersonalAndQuery(t *testing.T) {
@@ -176,6 +206,59 @@ func TestBegin(t *testing.T) {
 	}
 	if len(p.sent) != 0 || strings.Join(s.Topics(), ",") != "user.u2" {
 		t.Fatalf("sent %q, topics %v", p.sent, s.Topics())
+	}
+}
+
+// Adopt takes subscriptions over without checks: the personal topic the
+// token's patterns do not grant, and more than the per-command limit.
+func TestAdopt(t *testing.T) {
+	e, _, hub, _ := env(t, session.Config{MaxTopicsPerCommand: 1})
+	var s session.Session
+	p := &peer{open: true}
+	if perr := s.Adopt(e, p, ident{sub: "u"}, []string{"secret.u", "a", "a"}); perr != nil {
+		t.Fatal(perr)
+	}
+	if got := strings.Join(s.Topics(), ","); got != "secret.u,a" || len(p.sent) != 0 || s.Identity().Subject() != "u" {
+		t.Fatalf("topics %q, sent %q", got, p.sent)
+	}
+	if st := hub.Stats(); st.Subscriptions != 2 {
+		t.Fatalf("%d subscriptions", st.Subscriptions)
+	}
+	s.Closed(e)
+}
+
+// Restore subscribes an earlier session's topics, checked: volatile ones
+// go live with no outcome; a topic the token no longer allows fails the
+// whole restore; no topics at all is done at once.
+func TestRestore(t *testing.T) {
+	e, _, hub, _ := env(t, session.Config{})
+	var s session.Session
+	p := &peer{open: true}
+	var recs []codec.Recovery
+	called := 0
+	done := func(r []codec.Recovery) { called++; recs = r }
+	if perr := s.Restore(e, p, ident{sub: "u"}, []string{"a", "b", "a"}, codec.Position{Offset: 5, Epoch: "E"}, done); perr != nil {
+		t.Fatal(perr)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for called == 0 && time.Now().Before(deadline) {
+		runLoop(e)
+		time.Sleep(time.Millisecond)
+	}
+	if called != 1 || len(recs) != 0 || strings.Join(s.Topics(), ",") != "a,b" || len(p.sent) != 0 {
+		t.Fatalf("done %d times with %v; topics %v; sent %q", called, recs, s.Topics(), p.sent)
+	}
+	var s2 session.Session
+	if perr := s2.Restore(e, p, ident{sub: "u"}, []string{"a", "secret.x"}, codec.Position{}, done); perr == nil || perr.Code != codec.CodeForbidden {
+		t.Fatalf("a topic the token forbids: %v", perr)
+	}
+	var s3 session.Session
+	if perr := s3.Restore(e, p, nil, nil, codec.Position{}, done); perr != nil || called != 2 {
+		t.Fatalf("no topics: %v, done %d times", perr, called)
+	}
+	s.Closed(e)
+	if st := hub.Stats(); st.Subscriptions != 0 {
+		t.Fatalf("%d subscriptions left", st.Subscriptions)
 	}
 }
 

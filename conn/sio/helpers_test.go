@@ -70,7 +70,7 @@ func (l *testLoop) advance(d time.Duration) {
 // client is a test connection: its conn, the transport, and the frames
 // the server wrote that the test has not read yet.
 type client struct {
-	t  *testing.T
+	t  testing.TB
 	c  *conn.Conn
 	tr *memTransport
 }

@@ -1,66 +1,71 @@
 package sio
 
 import (
-	"time"
+	"crypto/rand"
+	"encoding/base64"
 
 	"github.com/nats-io/nuid"
 
 	"github.com/pushd/pushd/codec"
 	"github.com/pushd/pushd/conn"
 	"github.com/pushd/pushd/conn/session"
-	"github.com/pushd/pushd/conn/ws"
 )
 
 // Packets the server sends verbatim. Read-only.
 var (
 	pingPacket       = []byte{'0' + byte(codec.EIOPing)}
+	noopPacket       = []byte{'0' + byte(codec.EIONoop)}
+	closePacket      = []byte{'0' + byte(codec.EIOClose)}
+	probePong        = codec.AppendEIOProbePong(nil)
 	disconnectPacket = codec.AppendSIODisconnect(nil, "/")
 )
 
-// socket is the Socket.IO state of one engine: the session of the main
-// namespace once joined, and the identity the opening request proved.
-// Loop goroutine only.
+// socket is the Socket.IO state of one engine, whatever carries it: the
+// session of the main namespace once joined, and the identity the opening
+// request proved. Loop goroutine only.
 type socket struct {
-	sess     session.Session
-	pre      session.Identity // from the request that opened the engine; nil if it carried no token
-	deadline uint64           // wheel tick by which the CONNECT must come; until it came
+	sess session.Session
+	// aux is, before the CONNECT, the identity the request that opened
+	// the engine proved (a session.Identity; nil if it carried no token),
+	// and after it the pid of connection state recovery (a string; nil
+	// when recovery is off). One field for the two phases keeps a
+	// Socket.IO WebSocket connection in its 112-byte size class.
+	aux      any
+	deadline uint64 // wheel tick by which the CONNECT must come, until it came
 	flags    uint8
 }
 
 // socket flags.
 const (
 	flagConnected uint8 = 1 << iota // the client has joined the main namespace
+	flagJoining                     // a CONNECT waits for the state of the session it recovers
 )
 
-// wsConn is one Socket.IO connection over WebSocket: the WebSocket state,
-// the session and the Socket.IO state in one allocation. It implements
-// conn.Proto through the embedded ws.Conn, except Close.
-type wsConn struct {
-	ws.Conn
-	sock socket
+// pre returns the identity the opening request proved, before the CONNECT.
+func (s *socket) pre() session.Identity {
+	id, _ := s.aux.(session.Identity)
+	return id
 }
 
-// Close implements conn.Proto. When the client must not answer the close
-// by reconnecting (a code outside the reconnect range, such as 1008 for a
-// command flood), it first leaves the namespace with a DISCONNECT, which
-// socket.io-client takes as "io server disconnect" and does not reconnect
-// after; on a close alone it would reconnect. Then the WebSocket close
-// handshake.
-func (w *wsConn) Close(c *conn.Conn, code codec.StatusCode, reason string) {
-	if c.State() == conn.StateOpen && w.sock.flags&flagConnected != 0 && !code.Reconnect() {
-		c.Send(disconnectPacket)
-	}
-	w.Conn.Close(c, code, reason)
+// pid returns the recovery pid, after the CONNECT ("" without recovery).
+func (s *socket) pid() string {
+	pid, _ := s.aux.(string)
+	return pid
 }
 
-// handler runs the Socket.IO protocol on one event loop's WebSocket
-// connections. It implements ws.Handler and ws.Heartbeater.
+// handler runs the Socket.IO protocol on one event loop, over any engine
+// transport: the Socket.IO packets of a WebSocket connection (websocket.go)
+// or of a polling session (engine.go) come here with the session.Peer that
+// answers them. It also implements ws.Handler and ws.Heartbeater for
+// Socket.IO's WebSocket connections.
 type handler struct {
 	// Immutable after Route's New.
 	cfg          Config
 	adm          Admission
 	env          *session.Env
 	metrics      *session.Metrics
+	loop         *conn.Loop
+	ep           *endpoint // the loop's Socket.IO endpoint: where recovery state is kept
 	connectTicks uint64
 
 	// Owned by the loop goroutine: where packets are built. Not the
@@ -68,209 +73,171 @@ type handler struct {
 	buf []byte
 }
 
-// send writes one Engine.IO packet built in h.buf, keeping the buffer.
-func (h *handler) send(c *conn.Conn, b []byte) bool {
+// send writes one Engine.IO packet built in h.buf through p, keeping the
+// buffer.
+func (h *handler) send(p session.Peer, b []byte) bool {
 	h.buf = b[:0]
-	return c.Send(b)
+	return p.Send(b)
 }
 
-// Open implements ws.Handler: the Engine.IO handshake (the open packet),
-// then the wait for the CONNECT.
-func (h *handler) Open(c *conn.Conn, _ *codec.HTTPRequest, id session.Identity) {
-	w := c.Proto().(*wsConn)
-	w.sock.pre = id
-	// Fill the command budget, which the packets before the CONNECT draw
-	// on too; the CONNECT begins the session again with its identity.
-	w.sock.sess.Begin(h.env, c, nil)
-	b := codec.AppendEIOOpen(h.buf[:0], nuid.Next(), nil,
-		int(h.cfg.PingInterval/time.Millisecond), int(h.cfg.PingTimeout/time.Millisecond), h.cfg.MaxPayload)
-	if h.send(c, b) {
-		w.sock.deadline = c.Loop().Now() + h.connectTicks
-		w.Rearm(c)
-	}
+// protocolError ends an engine whose client broke Engine.IO or Socket.IO:
+// close 1002 with the reason, after a DISCONNECT if it had joined the
+// namespace (the transports' Close).
+func (h *handler) protocolError(p session.Peer, reason string) {
+	h.loop.Metrics().ProtocolErrors.Add(1)
+	p.Close(codec.StatusProtocolError, reason)
 }
 
-// Expiry implements ws.Handler: the connect deadline until the client has
-// joined the namespace, then its credentials' expiry.
-func (h *handler) Expiry(c *conn.Conn) uint64 {
-	w := c.Proto().(*wsConn)
-	if w.sock.flags&flagConnected == 0 {
-		return w.sock.deadline
-	}
-	return w.sock.sess.ExpiryTick(h.env)
+// leave ends an engine the client leaves with its DISCONNECT: a normal
+// close, without a DISCONNECT of our own, and nothing kept for recovery
+// (socket.io-client's "io client disconnect").
+func (h *handler) leave(p session.Peer, s *socket) {
+	s.flags &^= flagConnected
+	p.Close(codec.StatusNormal, "")
 }
 
-// Heartbeat implements ws.Heartbeater: Engine.IO's ping.
-func (h *handler) Heartbeat(c *conn.Conn) bool { return c.Send(pingPacket) }
-
-// Ping implements ws.Handler: WebSocket pings from the client share the
-// command budget.
-func (h *handler) Ping(c *conn.Conn) bool {
-	return c.Proto().(*wsConn).sock.sess.Allow(h.env, c)
+// closeTransport ends an engine whose client closed the transport with
+// Engine.IO's close packet: a normal close, after which the session may
+// be recovered ("transport close" for the reference server too).
+func (h *handler) closeTransport(p session.Peer) {
+	p.Close(codec.StatusNormal, "")
 }
 
-// Expired implements ws.Handler: the CONNECT did not come in time, or the
-// credentials of a joined session expired (close 4002, after which
-// socket.io-client reconnects and, with an auth function, sends a fresh
-// token).
-func (h *handler) Expired(c *conn.Conn) {
-	w := c.Proto().(*wsConn)
-	if w.sock.flags&flagConnected == 0 {
-		c.Close(codec.StatusPolicyViolation, "connect timeout")
-		return
-	}
-	w.sock.sess.Expired(h.env, c)
-}
-
-// Closed implements ws.Handler.
-func (h *handler) Closed(c *conn.Conn) { c.Proto().(*wsConn).sock.sess.Closed(h.env) }
-
-// Message implements ws.Handler: one Engine.IO packet per text frame. Every
-// message costs a unit of the command budget, as in protocol v1. Binary
-// frames carry only the attachments of binary events, which pushd refuses
-// (see binaryEvent): they are dropped.
-func (h *handler) Message(c *conn.Conn, op ws.OpCode, p []byte) {
-	w := c.Proto().(*wsConn)
-	allowed := w.sock.sess.Allow(h.env, c)
-	if !c.Open() || op != ws.OpText {
-		return
-	}
-	typ, _, err := codec.ParseEIOPacket(p)
-	switch {
-	case err != nil:
-		h.protocolError(c, "malformed Engine.IO packet")
-	case typ == codec.EIOMessage:
-		h.message(c, w, p, allowed)
-	case typ == codec.EIOPong, typ == codec.EIONoop:
-		// A pong proves the client alive, as any frame does (ws.Conn).
-	case typ == codec.EIOClose:
-		w.Conn.Close(c, codec.StatusNormal, "")
-	case typ == codec.EIOPing:
-		// Protocol 4: only the server pings ("2probe" belongs to an
-		// upgrade from polling, which a WebSocket session is not).
-		h.protocolError(c, "invalid heartbeat direction")
-	default:
-		h.protocolError(c, "unexpected Engine.IO packet "+typ.String())
-	}
-}
-
-// protocolError ends a connection whose client broke Engine.IO or
-// Socket.IO: close 1002 with the reason, after a DISCONNECT if it had
-// joined the namespace (Close).
-func (h *handler) protocolError(c *conn.Conn, reason string) {
-	c.Loop().Metrics().ProtocolErrors.Add(1)
-	c.Close(codec.StatusProtocolError, reason)
-}
-
-// message handles one Socket.IO packet (the Engine.IO message packet p).
-// Packets for a namespace the client has not joined are dropped, as the
-// reference server drops them.
-func (h *handler) message(c *conn.Conn, w *wsConn, p []byte, allowed bool) {
-	pkt, err := codec.ParseSIOPacket(p)
+// message handles one Socket.IO packet (the Engine.IO message packet pkt)
+// of socket s, whose engine is p; allowed is the packet's command budget.
+// It reports whether the client joined the namespace, which moves the
+// engine's expiry from the connect deadline to the credentials'. Packets
+// for a namespace the client has not joined are dropped, as the reference
+// server drops them.
+func (h *handler) message(p session.Peer, s *socket, pkt []byte, allowed bool) (joined bool) {
+	sp, err := codec.ParseSIOPacket(pkt)
 	switch {
 	case err == codec.ErrSIOBinary:
-		h.binaryEvent(c, w, p, allowed)
-		return
+		h.binaryEvent(p, s, pkt, allowed)
+		return false
 	case err != nil:
-		h.protocolError(c, "malformed Socket.IO packet")
-		return
+		h.protocolError(p, "malformed Socket.IO packet")
+		return false
 	}
-	connected := pkt.Namespace == "/" && w.sock.flags&flagConnected != 0
-	switch pkt.Type {
+	connected := sp.Namespace == "/" && s.flags&flagConnected != 0
+	switch sp.Type {
 	case codec.SIOConnect:
-		h.connect(c, w, pkt, allowed)
+		return h.connect(p, s, sp, allowed)
 	case codec.SIODisconnect:
 		if connected {
 			// socket.io-client closes the engine when its last
 			// namespace leaves; closing here too keeps a client from
 			// leaving and joining again to refill its command budget.
-			w.Conn.Close(c, codec.StatusNormal, "")
+			h.leave(p, s)
 		}
 	case codec.SIOEvent:
 		if connected {
-			h.event(c, w, pkt, allowed)
+			h.event(p, s, sp, allowed)
 		}
 		// ACK and CONNECT_ERROR: pushd never asks for an ack, and a
 		// connect error from the client means nothing.
 	}
+	return false
 }
 
 // connect joins the main namespace: it authenticates the CONNECT's token
-// (or the one the opening request carried), answers
-// 40{"sid":"…"}, starts the session (the personal topic) and arms the
-// credentials' expiry. A refusal is a CONNECT_ERROR, after which
-// socket.io-client gives up (no reconnection); the connect timeout then
-// closes the connection if the client does not.
-func (h *handler) connect(c *conn.Conn, w *wsConn, pkt codec.SIOPacket, allowed bool) {
+// (or the one the opening request carried), answers 40{"sid":"…"} (with a
+// "pid" when recovery is on) and starts the session (the personal topic).
+// It reports whether the client joined. A CONNECT that names a pid and an
+// offset recovers the session it names when it can (recover.go): the
+// answer comes when the state is found. A refusal is a CONNECT_ERROR,
+// after which socket.io-client gives up (no reconnection); the connect
+// timeout then closes the engine if the client does not.
+func (h *handler) connect(p session.Peer, s *socket, pkt codec.SIOPacket, allowed bool) bool {
 	var refusal *codec.ProtoError
 	var id session.Identity
+	var auth codec.SIOAuth
 	switch {
 	case pkt.Namespace != "/":
 		refusal = &codec.ProtoError{Code: codec.CodeInvalidNamespace, Message: "Invalid namespace"}
 	case !allowed:
 		refusal = &codec.ProtoError{Code: codec.CodeRateLimited, Message: "too many commands; slow down"}
-	case w.sock.flags&flagConnected != 0:
+	case s.flags&(flagConnected|flagJoining) != 0:
 		refusal = &codec.ProtoError{Code: codec.CodeBadRequest, Message: "already connected"}
 	default:
-		id, refusal = h.authenticate(w, pkt.Data)
+		auth, id, refusal = h.authenticate(s, pkt.Data)
 	}
 	if refusal != nil {
-		h.send(c, codec.AppendSIOConnectRefusal(h.buf[:0], pkt.Namespace, refusal.Code, refusal.Message))
-		return
+		h.send(p, codec.AppendSIOConnectRefusal(h.buf[:0], pkt.Namespace, refusal.Code, refusal.Message))
+		return false
 	}
-	if !h.send(c, codec.AppendSIOConnect(h.buf[:0], "/", nuid.Next(), "")) {
-		return
+	if h.cfg.Recovery > 0 && auth.PID != "" && auth.Offset != "" {
+		s.flags |= flagJoining
+		h.ep.fetchKept(auth.PID, func(k *kept) { h.recover(p, s, id, auth, k) })
+		return false
 	}
-	w.sock.flags |= flagConnected
-	_, perr := w.sock.sess.Begin(h.env, c, id)
-	w.Rearm(c) // the credentials' expiry replaces the connect deadline
-	if perr != nil && c.Open() {
-		h.metrics.CommandErrors.Add(1)
-		h.send(c, codec.AppendSIOResult(h.buf[:0], "/", -1, perr))
-	}
+	return h.join(p, s, id)
 }
 
-// authenticate returns the identity of a CONNECT with auth payload data:
-// its token if it has one, else the opening request's, else the verdict on
-// no token at all (anonymous in insecure mode, refused otherwise).
-func (h *handler) authenticate(w *wsConn, data []byte) (session.Identity, *codec.ProtoError) {
+// join answers a CONNECT that starts a new session (no recovery, or one
+// that failed): a new pid when recovery is on, so socket.io-client's
+// socket.recovered is false, and the session begins with the personal
+// topic. It reports whether the client joined.
+func (h *handler) join(p session.Peer, s *socket, id session.Identity) bool {
+	var pid string
+	if h.cfg.Recovery > 0 {
+		pid = secretID()
+	}
+	if !h.send(p, codec.AppendSIOConnect(h.buf[:0], "/", nuid.Next(), pid)) {
+		return false
+	}
+	s.flags |= flagConnected
+	s.aux = nil
+	if pid != "" {
+		s.aux = pid
+	}
+	_, perr := s.sess.Begin(h.env, p, id)
+	if perr != nil && p.Open() {
+		h.metrics.CommandErrors.Add(1)
+		h.send(p, codec.AppendSIOResult(h.buf[:0], "/", -1, perr))
+	}
+	return true
+}
+
+// authenticate decodes a CONNECT's auth payload and returns it with the
+// client's identity: its token if it has one, else the opening request's,
+// else the verdict on no token at all (anonymous in insecure mode, refused
+// otherwise).
+func (h *handler) authenticate(s *socket, data []byte) (codec.SIOAuth, session.Identity, *codec.ProtoError) {
 	auth, err := codec.ParseSIOAuth(data)
 	if err != nil {
-		return nil, err.(*codec.ProtoError)
+		return auth, nil, err.(*codec.ProtoError)
 	}
-	if auth.Token == "" && w.sock.pre != nil {
-		return w.sock.pre, nil
-	}
-	if h.adm.Token == nil {
-		return w.sock.pre, nil
+	if pre := s.pre(); auth.Token == "" && pre != nil || h.adm.Token == nil {
+		return auth, pre, nil
 	}
 	id, verr := h.adm.Token(auth.Token)
 	if verr != nil {
 		h.metrics.Forbidden.Add(1)
-		return nil, &codec.ProtoError{Code: codec.CodeUnauthorized, Message: verr.Error()}
+		return auth, nil, &codec.ProtoError{Code: codec.CodeUnauthorized, Message: verr.Error()}
 	}
-	return id, nil
+	return auth, id, nil
 }
 
 // event runs one of pushd's events and answers it: an ACK when the client
 // asked for one ({"ok":true} or {"error":{…}}), otherwise an error event
 // for a refusal and nothing for a success.
-func (h *handler) event(c *conn.Conn, w *wsConn, pkt codec.SIOPacket, allowed bool) {
+func (h *handler) event(p session.Peer, s *socket, pkt codec.SIOPacket, allowed bool) {
 	h.metrics.Commands.Add(1)
-	perr := h.run(c, w, pkt.Data, allowed)
-	if !c.Open() {
+	perr := h.run(p, s, pkt.Data, allowed)
+	if !p.Open() {
 		return // closed while it ran (e.g. a subscribe that hit a slow socket)
 	}
 	if perr != nil {
 		h.metrics.CommandErrors.Add(1)
 	}
 	if b := codec.AppendSIOResult(h.buf[:0], "/", pkt.AckID, perr); len(b) > 0 {
-		h.send(c, b)
+		h.send(p, b)
 	}
 }
 
 // run executes the event in data on the session.
-func (h *handler) run(c *conn.Conn, w *wsConn, data []byte, allowed bool) *codec.ProtoError {
+func (h *handler) run(p session.Peer, s *socket, data []byte, allowed bool) *codec.ProtoError {
 	if !allowed {
 		return &codec.ProtoError{Code: codec.CodeRateLimited, Message: "too many commands; slow down"}
 	}
@@ -280,26 +247,27 @@ func (h *handler) run(c *conn.Conn, w *wsConn, data []byte, allowed bool) *codec
 	}
 	switch cmd.Type {
 	case codec.CmdSubscribe:
-		return w.sock.sess.Subscribe(h.env, c, cmd.Topics)
+		return s.sess.Subscribe(h.env, p, cmd.Topics)
 	case codec.CmdUnsubscribe:
-		w.sock.sess.Unsubscribe(h.env, cmd.Topics)
+		s.sess.Unsubscribe(h.env, cmd.Topics)
 		return nil
 	default: // codec.CmdPublish
-		return w.sock.sess.Publish(h.env, cmd.Topic, cmd.Data)
+		return s.sess.Publish(h.env, cmd.Topic, cmd.Data)
 	}
 }
 
 // binaryEvent refuses a BINARY_EVENT with bad_request, answering its ack id
 // if it has one, so an emit with a Buffer and an ack callback gets its
-// answer; the attachments that follow it as binary frames are dropped.
-// pushd's events are JSON. A BINARY_ACK is dropped.
-func (h *handler) binaryEvent(c *conn.Conn, w *wsConn, p []byte, allowed bool) {
-	pkt, _, err := codec.ParseSIOBinaryHead(p)
+// answer; the attachments that follow it (binary frames, or "b" packets
+// over polling) are dropped. pushd's events are JSON. A BINARY_ACK is
+// dropped.
+func (h *handler) binaryEvent(p session.Peer, s *socket, pkt []byte, allowed bool) {
+	sp, _, err := codec.ParseSIOBinaryHead(pkt)
 	if err != nil {
-		h.protocolError(c, "malformed Socket.IO packet")
+		h.protocolError(p, "malformed Socket.IO packet")
 		return
 	}
-	if pkt.Type != codec.SIOBinaryEvent || pkt.Namespace != "/" || w.sock.flags&flagConnected == 0 {
+	if sp.Type != codec.SIOBinaryEvent || sp.Namespace != "/" || s.flags&flagConnected == 0 {
 		return
 	}
 	h.metrics.Commands.Add(1)
@@ -308,5 +276,59 @@ func (h *handler) binaryEvent(c *conn.Conn, w *wsConn, p []byte, allowed bool) {
 	if !allowed {
 		perr = &codec.ProtoError{Code: codec.CodeRateLimited, Message: "too many commands; slow down"}
 	}
-	h.send(c, codec.AppendSIOResult(h.buf[:0], "/", pkt.AckID, perr))
+	h.send(p, codec.AppendSIOResult(h.buf[:0], "/", sp.AckID, perr))
+}
+
+// expiry returns the wheel tick at which s's engine must end: the connect
+// deadline until the client has joined the namespace, then its
+// credentials' expiry (0: never).
+func (h *handler) expiry(s *socket) uint64 {
+	if s.flags&flagConnected == 0 {
+		return s.deadline
+	}
+	return s.sess.ExpiryTick(h.env)
+}
+
+// expired ends an engine whose expiry came: close 1008 "connect timeout"
+// before the CONNECT, else close 4002 for the expired credentials (after
+// which socket.io-client reconnects and, with an auth function, sends a
+// fresh token).
+func (h *handler) expired(p session.Peer, s *socket) {
+	if s.flags&flagConnected == 0 {
+		p.Close(codec.StatusPolicyViolation, "connect timeout")
+		return
+	}
+	s.sess.Expired(h.env, p)
+}
+
+// rearm re-arms the timer of the engine p after its expiry changed (a
+// CONNECT answered later than the packet that asked for it).
+func rearm(p session.Peer) {
+	switch x := p.(type) {
+	case *conn.Conn:
+		switch w := x.Proto().(type) {
+		case *wsConn:
+			w.Rearm(x)
+		case *upConn:
+			w.Rearm(x)
+		}
+	case *engine:
+		if x.ws != nil {
+			rearm(x.ws)
+		} else if x.flags&(eClosing|eGone) == 0 {
+			x.arm()
+		}
+	}
+}
+
+// secretID returns a new 22-character ID from 128 random bits (crypto/rand,
+// base64url without padding): the sid of a polling session and the pid of
+// connection state recovery, which are credentials (a poll or POST with
+// the sid acts for the session; the pid takes the session's state). A NUID
+// would not do: its sequential part makes one ID's neighbours guessable.
+// It is also a valid mailbox name (broker.ValidMailboxName). Any goroutine.
+func secretID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }

@@ -19,6 +19,7 @@ import (
 type beatHandler struct {
 	echoHandler
 	beats   int
+	skip    bool // Heartbeat sends nothing and calls SkipBeat
 	expiry  uint64
 	expired int
 }
@@ -32,6 +33,10 @@ func (h *beatHandler) Expired(*conn.Conn) {
 
 func (h *beatHandler) Heartbeat(c *conn.Conn) bool {
 	h.beats++
+	if h.skip {
+		c.Proto().(*Conn).SkipBeat()
+		return true
+	}
 	return c.Proto().(*Conn).WriteMessage(c, OpText, []byte("2"))
 }
 
@@ -141,5 +146,27 @@ func TestHeartbeaterExpiryFirst(t *testing.T) {
 	advance(l, 70*time.Millisecond)
 	if h.beats != 1 {
 		t.Fatalf("beats %d after the interval", h.beats)
+	}
+}
+
+// A Heartbeater that skips its beats (SkipBeat) sends nothing, waits for no
+// pong, is not counted as pinging, and is asked again every interval.
+func TestHeartbeaterSkipBeat(t *testing.T) {
+	l, h := newBeatLoop(Config{PingInterval: 100 * time.Millisecond, PongTimeout: 50 * time.Millisecond})
+	h.skip = true
+	c, tr := openConn(t, l, "/beat")
+	tr.out.Reset()
+	for range 5 {
+		advance(l, 110*time.Millisecond)
+	}
+	if h.beats < 4 || c.State() != conn.StateOpen || tr.out.Len() != 0 || l.metrics.PingsSent.Load() != 0 {
+		t.Fatalf("beats %d, state %v, wrote %q, pings counted %d", h.beats, c.State(), tr.out.Bytes(), l.metrics.PingsSent.Load())
+	}
+	// Beating again: the pong check is back.
+	h.skip = false
+	advance(l, 110*time.Millisecond)
+	advance(l, 60*time.Millisecond)
+	if c.State() == conn.StateOpen {
+		t.Fatal("no pong check after the beats resumed")
 	}
 }

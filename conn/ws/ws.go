@@ -528,7 +528,6 @@ func (w *Conn) Timer(c *conn.Conn) {
 		w.armOpen(c, w.ep.pingTicks-since)
 		return
 	}
-	m.PingsSent.Add(1)
 	w.flags |= flagAwaitPong
 	var ok bool
 	if w.ep.beat != nil {
@@ -537,10 +536,23 @@ func (w *Conn) Timer(c *conn.Conn) {
 	} else {
 		ok = w.writeFrame(c, OpPing, nil)
 	}
+	if w.flags&flagAwaitPong == 0 { // the Heartbeater skipped this beat (SkipBeat)
+		if ok {
+			w.armOpen(c, w.ep.pingTicks)
+		}
+		return
+	}
+	m.PingsSent.Add(1)
 	if ok {
 		w.armOpen(c, w.ep.pongTicks)
 	}
 }
+
+// SkipBeat is what a Heartbeater's Heartbeat calls when it sends no ping
+// this time (Socket.IO's upgrade probe, whose session pings over
+// polling): the connection does not wait for a pong, and the next beat
+// comes a PingInterval later. Loop goroutine only.
+func (w *Conn) SkipBeat() { w.flags &^= flagAwaitPong }
 
 // armOpen arms the timer of an open connection for the given number of
 // ticks, or for the tick its credentials expire in if that comes first.

@@ -23,6 +23,13 @@ const MailboxSubjectRoot = "_PUSHD_MBOX"
 // are rare next to topic messages (one per polling request).
 const mailQueueLen = 8192
 
+// closeGrace is how long a closed mailbox keeps its NATS subscription,
+// answering "no responders" itself: nats.go unsubscribes asynchronously,
+// and a request the server routed to the subscription before it learned
+// of the unsubscribe would otherwise be dropped by the client library
+// without a word, and its requester would wait for its whole timeout.
+const closeGrace = time.Second
+
 // sweepEvery is how often pending requests are checked for their timeout
 // and their retry: the precision of Request's timeout.
 const sweepEvery = 50 * time.Millisecond
@@ -72,10 +79,18 @@ type mailboxes struct {
 type mailPart struct {
 	ch chan *nats.Msg // filled by nats.go's reader, read by the worker
 
-	// mu guards handlers; held for writing across the NATS subscribe so the
-	// worker never sees a request of a mailbox before its handler.
+	// mu guards handlers and closing; held for writing across the NATS
+	// subscribe so the worker never sees a request of a mailbox before its
+	// handler.
 	mu       sync.RWMutex
 	handlers map[*nats.Subscription]broker.MailHandler
+	closing  []closedSub // closed mailboxes whose subscription ends after closeGrace
+}
+
+// closedSub is the subscription of a closed mailbox, kept until after.
+type closedSub struct {
+	nsub  *nats.Subscription
+	after time.Time
 }
 
 type pendingRequest struct {
@@ -136,7 +151,9 @@ type mailbox struct {
 	once sync.Once
 }
 
-// Close implements broker.Mailbox.
+// Close implements broker.Mailbox. The handler goes at once; the NATS
+// subscription stays for closeGrace, answering "no responders" for the
+// requests still routed to it (see closeGrace), and then goes too.
 func (x *mailbox) Close() (err error) {
 	x.once.Do(func() {
 		x.p.mu.Lock()
@@ -145,32 +162,73 @@ func (x *mailbox) Close() (err error) {
 			return // the broker closed it
 		}
 		delete(x.p.handlers, x.nsub)
-		switch uerr := x.nsub.Unsubscribe(); {
-		case uerr == nil, errors.Is(uerr, nats.ErrConnectionClosed),
-			errors.Is(uerr, nats.ErrConnectionDraining), errors.Is(uerr, nats.ErrBadSubscription):
-		default:
-			err = fmt.Errorf("natsbroker: close mailbox: %w", uerr)
-		}
+		x.p.closing = append(x.p.closing, closedSub{nsub: x.nsub, after: time.Now().Add(closeGrace)})
 	})
 	return err
+}
+
+// unsubscribe ends a closed mailbox's subscription.
+func unsubscribe(nsub *nats.Subscription) {
+	switch uerr := nsub.Unsubscribe(); {
+	case uerr == nil, errors.Is(uerr, nats.ErrConnectionClosed),
+		errors.Is(uerr, nats.ErrConnectionDraining), errors.Is(uerr, nats.ErrBadSubscription):
+	default:
+		// The connection is in trouble; the subscription ends with it.
+	}
+}
+
+// expire ends the subscriptions of the part's closed mailboxes whose grace
+// has passed.
+func (p *mailPart) expire(now time.Time) {
+	p.mu.Lock()
+	i := 0
+	for ; i < len(p.closing) && now.After(p.closing[i].after); i++ {
+		unsubscribe(p.closing[i].nsub)
+		p.closing[i] = closedSub{}
+	}
+	p.closing = p.closing[i:]
+	if len(p.closing) == 0 {
+		p.closing = nil
+	}
+	p.mu.Unlock()
 }
 
 // work hands the requests of one worker's mailboxes to their handlers.
 func (m *mailboxes) work(p *mailPart) {
 	defer m.wg.Done()
+	t := time.NewTicker(closeGrace / 4)
+	defer t.Stop()
 	for {
 		select {
+		case now := <-t.C:
+			p.expire(now)
 		case msg := <-p.ch:
 			p.mu.RLock()
 			h := p.handlers[msg.Sub]
 			p.mu.RUnlock()
-			if h != nil {
+			switch {
+			case h != nil:
 				h(msg.Data, &replier{nc: m.b.nc, to: msg.Reply})
+			case msg.Reply != "":
+				// The mailbox closed after NATS routed the request to
+				// it (the unsubscribe is asynchronous): answer as NATS
+				// answers a request nobody subscribes to, so the
+				// requester learns it at once instead of timing out.
+				m.noResponder(msg.Reply)
 			}
 		case <-m.stop:
 			return
 		}
 	}
+}
+
+// noResponder answers a request with NATS's "no responders" status (an
+// empty message with the header Status: 503), which Request's reply
+// handler turns into ErrNoMailbox after its grace period.
+func (m *mailboxes) noResponder(to string) {
+	msg := nats.NewMsg(to)
+	msg.Header.Set("Status", "503")
+	_ = m.b.nc.PublishMsg(msg)
 }
 
 // replier answers one request with a publish to its reply subject.
@@ -345,6 +403,10 @@ func (m *mailboxes) close() {
 			_ = nsub.Unsubscribe()
 			delete(p.handlers, nsub)
 		}
+		for _, c := range p.closing {
+			_ = c.nsub.Unsubscribe()
+		}
+		p.closing = nil
 		p.mu.Unlock()
 	}
 	if m.rsub != nil {

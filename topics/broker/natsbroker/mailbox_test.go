@@ -170,12 +170,23 @@ func TestMailboxNoResponders(t *testing.T) {
 	if err := mb.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
-	// The unsubscribe reaches the server asynchronously; flush it.
-	if err := owner.nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	if r := wait(t, request(t, other, "gone", "x", 5*time.Second)); !errors.Is(r.err, broker.ErrNoMailbox) {
+	// At once, while the subscription lingers: the closed mailbox answers
+	// "no responders" itself, well before the timeout.
+	subs := owner.nc.NumSubscriptions()
+	start = time.Now()
+	if r := wait(t, request(t, other, "gone", "x", 10*time.Second)); !errors.Is(r.err, broker.ErrNoMailbox) {
 		t.Fatalf("after Close: %q, %v", r.reply, r.err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("ErrNoMailbox after Close took %v", d)
+	}
+	// Then the subscription goes.
+	deadline := time.Now().Add(5 * time.Second)
+	for owner.nc.NumSubscriptions() != subs-1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d subscriptions after the grace, want %d", owner.nc.NumSubscriptions(), subs-1)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/pushd/pushd/conn"
 	"github.com/pushd/pushd/conn/session"
+	"github.com/pushd/pushd/conn/sio"
 	"github.com/pushd/pushd/conn/ws"
 	"github.com/pushd/pushd/topics"
 	"github.com/pushd/pushd/topics/metric"
@@ -33,6 +34,9 @@ type Sources struct {
 	// Deflate returns the permessage-deflate counters of pushes (each
 	// counted once) and of per-connection frames; nil: none.
 	Deflate func() (pushes, frames *ws.DeflateStats)
+	// SIO is the Socket.IO endpoint's polling and relay counters; nil:
+	// none (the endpoint is off).
+	SIO *sio.Metrics
 }
 
 // Collector is a prometheus.Collector over Sources. Safe for concurrent
@@ -109,6 +113,12 @@ var (
 	dDeflateOut       = desc("pushd_deflate_out_bytes_total", "Compressed bytes permessage-deflate produced, by kind.", "kind")
 	dDeflateSkipped   = desc("pushd_deflate_skipped_total", "Messages for compressing clients sent uncompressed: too small, or not made smaller, by kind.", "kind")
 	dInflated         = desc("pushd_inflated_messages_total", "Compressed client messages inflated.")
+	dSIOPolling       = desc("pushd_sio_polling_sessions", "Socket.IO sessions on HTTP long-polling now (an upgraded one leaves).")
+	dSIOHandshakes    = desc("pushd_sio_polling_handshakes_total", "Socket.IO sessions opened over HTTP long-polling.")
+	dSIOUpgrades      = desc("pushd_sio_upgrades_total", "Socket.IO upgrades from polling to WebSocket, by result.", "result")
+	dSIORelayed       = desc("pushd_sio_relayed_requests_total", "Socket.IO polling requests served for a session elsewhere, by route.", "route")
+	dSIOKept          = desc("pushd_sio_recovery_states", "Socket.IO session states kept for connection state recovery now.")
+	dSIORecoveries    = desc("pushd_sio_recoveries_total", "Socket.IO CONNECTs that asked to recover a session, by result.", "result")
 )
 
 var all = []*prometheus.Desc{
@@ -118,7 +128,7 @@ var all = []*prometheus.Desc{
 	dFramesWritten, dWritevCalls, dDropped, dReconnects, dConnected, dBrokerRequests, dLatency,
 	dPerWritev, dPublishLatency, dDeflateIn, dDeflateOut, dDeflateSkipped, dInflated,
 	dDurableTopics, dResumes, dHistoryReads, dHistoryLosses, dHistoryDups,
-	dCacheMessages, dCacheBytes,
+	dCacheMessages, dCacheBytes, dSIOPolling, dSIOHandshakes, dSIOUpgrades, dSIORelayed, dSIOKept, dSIORecoveries,
 }
 
 // Describe implements prometheus.Collector.
@@ -221,5 +231,20 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			counter(dDeflateSkipped, k.st.Skipped.Load(), k.kind)
 		}
 		counter(dInflated, frames.Inflated.Load())
+	}
+	if x := c.src.SIO; x != nil {
+		gauge(dSIOPolling, x.PollingSessions.Load())
+		counter(dSIOHandshakes, x.Handshakes.Load())
+		moved := x.UpgradesMoved.Load()
+		counter(dSIOUpgrades, x.Upgrades.Load()-moved, "same_loop")
+		counter(dSIOUpgrades, moved, "moved_loop")
+		counter(dSIOUpgrades, x.UpgradesRefused.Load(), "refused")
+		counter(dSIORelayed, x.Relayed.Load(), "other_loop")
+		counter(dSIORelayed, x.Forwarded.Load(), "to_node")
+		counter(dSIORelayed, x.ForwardFailed.Load(), "to_node_failed")
+		counter(dSIORelayed, x.RelayServed.Load(), "from_node")
+		gauge(dSIOKept, x.Kept.Load())
+		counter(dSIORecoveries, x.Recovered.Load(), "recovered")
+		counter(dSIORecoveries, x.NotRecovered.Load(), "not_recovered")
 	}
 }

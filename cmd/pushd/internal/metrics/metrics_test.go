@@ -18,6 +18,7 @@ import (
 	"github.com/pushd/pushd/cmd/pushd/internal/metrics"
 	"github.com/pushd/pushd/conn"
 	"github.com/pushd/pushd/conn/session"
+	"github.com/pushd/pushd/conn/sio"
 	_ "github.com/pushd/pushd/conn/ws" // registers the ws-v1 format
 	"github.com/pushd/pushd/topics"
 	"github.com/pushd/pushd/topics/broker/natsbroker"
@@ -67,7 +68,7 @@ func TestMetricsOutput(t *testing.T) {
 	lat.Observe(1)
 	reg := metrics.Registry(metrics.New(metrics.Sources{
 		Conn: cm, Session: sm, Hub: hub.Stats, PublishLatency: lat,
-		Refused: func() (int64, int64) { return 9, 1 },
+		Refused: func() (int64, int64) { return 9, 1 }, SIO: new(sio.Metrics),
 	}))
 	if problems, err := testutil.GatherAndLint(reg); err != nil || len(problems) > 0 {
 		t.Errorf("lint: %v %+v", err, problems)
@@ -120,6 +121,12 @@ func TestMetricsOutput(t *testing.T) {
 		"pushd_delivery_latency_seconds":      dto.MetricType_HISTOGRAM,
 		"pushd_pushes_per_writev":             dto.MetricType_HISTOGRAM,
 		"pushd_http_publish_duration_seconds": dto.MetricType_HISTOGRAM,
+		"pushd_sio_polling_sessions":          dto.MetricType_GAUGE,
+		"pushd_sio_polling_handshakes_total":  dto.MetricType_COUNTER,
+		"pushd_sio_upgrades_total":            dto.MetricType_COUNTER,
+		"pushd_sio_relayed_requests_total":    dto.MetricType_COUNTER,
+		"pushd_sio_recovery_states":           dto.MetricType_GAUGE,
+		"pushd_sio_recoveries_total":          dto.MetricType_COUNTER,
 		"go_goroutines":                       dto.MetricType_GAUGE,
 		"go_memstats_heap_inuse_bytes":        dto.MetricType_GAUGE,
 		"process_resident_memory_bytes":       dto.MetricType_GAUGE,

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { io } from "socket.io-client";
 
-import { Pushd, signJWT, sleep, waitFor } from "./helpers.mjs";
+import { Pushd, Proxy, pushdHas, signJWT, sleep, waitFor } from "./helpers.mjs";
 
 const sockets = [];
 const servers = [];
@@ -56,6 +56,13 @@ function collect(s) {
 }
 
 const websocketOnly = { transports: ["websocket"] };
+const pollingOnly = { transports: ["polling"] };
+
+/** upgraded resolves once the socket's engine runs on WebSocket. */
+function upgraded(s, ms = 10000) {
+  if (s.io.engine.transport.name === "websocket") return Promise.resolve();
+  return once(s.io.engine, "upgrade", ms);
+}
 
 test("websocket only: connect, subscribe with ack, receive pushes, unsubscribe", async () => {
   const p = await startPushd();
@@ -212,3 +219,136 @@ test("draining: the client reconnects on its own", async () => {
   await p.start();
   await once(s, "connect");
 });
+
+test("polling only: connect, subscribe with ack, pushes, refusals, heartbeat", async () => {
+  const p = await startPushd(["--sio-ping-interval", "300ms", "--sio-ping-timeout", "300ms"]);
+  const s = connect(p, pollingOnly);
+  await once(s, "connect");
+  assert.equal(s.io.engine.transport.name, "polling");
+  assert.equal(await p.metric("pushd_sio_polling_sessions"), 1);
+  const got = collect(s);
+  assert.deepEqual(await s.emitWithAck("subscribe", ["news.a", "news.b"]), { ok: true });
+  await p.publish("news.a", { n: 1 });
+  await p.publish("news.b", "two");
+  await p.publish("news.a", [3]);
+  await waitFor("three pushes", () => got.length === 3);
+  assert.deepEqual(got, [
+    { topic: "news.a", data: { n: 1 } },
+    { topic: "news.b", data: "two" },
+    { topic: "news.a", data: [3] },
+  ]);
+  assert.equal((await s.emitWithAck("subscribe", ["bad..topic"])).error.code, "invalid_topic");
+  const binary = await s.emitWithAck("publish", Buffer.from([1, 2, 3]));
+  assert.equal(binary.error.code, "bad_request");
+  // The heartbeat over polling: pings answer the held poll, pongs are POSTed.
+  let pings = 0;
+  s.io.engine.on("ping", () => pings++);
+  let disconnected = false;
+  s.on("disconnect", () => (disconnected = true));
+  await sleep(1500);
+  assert.ok(pings >= 3, `only ${pings} pings in 1.5 s at a 300 ms interval`);
+  assert.equal(disconnected, false);
+  assert.equal(s.io.engine.transport.name, "polling");
+  await p.publish("news.b", "still");
+  await waitFor("the push after the pings", () => got.length === 4);
+});
+
+test("polling upgraded to websocket: pushes before, during and after the upgrade, in order", async () => {
+  const p = await startPushd();
+  const s = connect(p); // socket.io-client's default: polling, then the upgrade
+  const got = collect(s);
+  await once(s, "connect");
+  assert.deepEqual(await s.emitWithAck("subscribe", ["ticker"]), { ok: true });
+  // Publish while the upgrade runs: nothing lost, nothing twice, in order.
+  const sent = [];
+  const publishing = (async () => {
+    for (let i = 0; i < 40; i++) {
+      await p.publish("ticker", i);
+      sent.push(i);
+      await sleep(5);
+    }
+  })();
+  await upgraded(s);
+  await publishing;
+  assert.equal(s.io.engine.transport.name, "websocket");
+  await waitFor("every push", () => got.length === sent.length);
+  assert.deepEqual(got.map((m) => m.data), sent);
+  assert.equal(await p.metric('pushd_sio_upgrades_total{result="same_loop"}'), 1);
+  assert.equal(await p.metric("pushd_sio_polling_sessions"), 0);
+  // Events on the upgraded session.
+  assert.deepEqual(await s.emitWithAck("unsubscribe", ["ticker"]), { ok: true });
+  await p.publish("ticker", "gone");
+  assert.deepEqual(await s.emitWithAck("subscribe", "other"), { ok: true });
+  await p.publish("other", "here");
+  await waitFor("the push after resubscribing", () => got.length === sent.length + 1);
+  assert.deepEqual(got.at(-1), { topic: "other", data: "here" });
+});
+
+test("polling: draining closes the session and the client reconnects on its own", async () => {
+  const p = await startPushd();
+  const s = connect(p, pollingOnly);
+  await once(s, "connect");
+  const reason = once(s, "disconnect");
+  await p.kill("SIGTERM");
+  // The close packet, when a poll was held; a 503 for the next poll (a
+  // draining node refuses new connections) when none was.
+  assert.match((await reason)[0], /^transport (close|error)$/);
+  assert.equal(s.active, true, "still trying to reconnect");
+  await p.start();
+  await once(s, "connect");
+  assert.equal(s.io.engine.transport.name, "polling");
+});
+
+test("polling: a malformed packet ends the session with a DISCONNECT, no reconnection", async () => {
+  const p = await startPushd();
+  const s = connect(p, pollingOnly);
+  await once(s, "connect");
+  const reason = once(s, "disconnect");
+  // Through the engine, below Socket.IO: an EVENT whose data is not an array.
+  s.io.engine.write('2{"not":"an array"}');
+  assert.equal((await reason)[0], "io server disconnect");
+  assert.equal(s.active, false);
+});
+
+for (const transports of [["websocket"], ["polling"]]) {
+  test(`connection state recovery over ${transports}: socket.recovered, and the pushes missed while cut off`, async (t) => {
+    if (!pushdHas("history") || !pushdHas("sio-recovery")) {
+      t.skip("this pushd has no --history or --sio-recovery");
+      return;
+    }
+    const p = await startPushd(["--history", "csr.>:100", "--sio-recovery", "1m"]);
+    const proxy = new Proxy(p.wsPort);
+    const port = await proxy.listen();
+    after(() => proxy.close());
+    const s = io(`http://127.0.0.1:${port}`, { forceNew: true, transports, reconnectionDelay: 300, reconnectionDelayMax: 300, timeout: 5000 });
+    sockets.push(s);
+    const got = [];
+    const offsets = [];
+    s.on("message", (m, offset) => {
+      got.push(m.data);
+      offsets.push(offset);
+    });
+    await once(s, "connect");
+    assert.equal(s.recovered, false);
+    assert.deepEqual(await s.emitWithAck("subscribe", ["csr.a"]), { ok: true });
+    await p.publish("csr.a", 1);
+    await p.publish("csr.a", 2);
+    await waitFor("two pushes", () => got.length === 2);
+    assert.match(offsets[1], /^csr\.a:[\w-]+:\d+$/, "the recovery offset is the push's last argument");
+
+    const reason = once(s, "disconnect");
+    proxy.cut(); // the network drops; no close frame, no DISCONNECT
+    assert.match((await reason)[0], /^transport (close|error)$/);
+    await waitFor("the server to keep the session", async () => (await p.metric("pushd_sio_recovery_states")) === 1);
+    await p.publish("csr.a", 3);
+    await p.publish("csr.a", 4);
+    await once(s, "connect");
+    assert.equal(s.recovered, true, "the session was recovered");
+    await waitFor("the missed pushes", () => got.length === 4);
+    assert.deepEqual(got, [1, 2, 3, 4]);
+    await p.publish("csr.a", 5);
+    await waitFor("a live push", () => got.length === 5);
+    assert.equal(got[4], 5);
+    assert.equal(await p.metric('pushd_sio_recoveries_total{result="recovered"}'), 1);
+  });
+}
