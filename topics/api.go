@@ -19,7 +19,8 @@ type Subscriber interface {
 type Loop interface {
 	// Execute runs fn on the loop's goroutine. Safe to call from any
 	// goroutine. It returns an error if the loop has stopped, in which case
-	// fn never runs.
+	// fn never runs. It must not block: topics calls it while holding a
+	// topic's locks (see the package's lock order).
 	Execute(fn func()) error
 	// Later runs fn on the loop's goroutine after the loop has served the
 	// sockets that are ready by then: a drain that used up its slice

@@ -67,7 +67,10 @@
 // last-subscriber decisions and the upstream subscription change are one
 // atomic step); a broker never holds its locks while calling Sink.Deliver.
 // Shard.mu and Message.mu are leaves: nothing else is locked while they are
-// held, and no lock is held while calling Loop.Execute. Hub.shardsMu is a
-// leaf too. The fan-out path takes one partition read lock per message and
+// held. Loop.Execute is called with partition.mu held for reading (and
+// durable.mu for a durable topic), because a dispatch queues its message on
+// every shard before a new shard can register: it must not block, and the
+// loop goroutine never waits for those locks while its queue is full.
+// Hub.shardsMu is a leaf too. The fan-out path takes one partition read lock per message and
 // one Shard.mu per (message, shard); it takes no lock per subscriber.
 package topics

@@ -219,9 +219,10 @@ func (d *durable) processHeld() {
 // subscribers. mu held.
 func (d *durable) dispatch(bm broker.Message) {
 	ts, h := d.ts, d.ts.hub
+	// Under the read lock, as in topicState.Deliver.
 	ts.part.mu.RLock()
+	defer ts.part.mu.RUnlock()
 	targets := ts.shards
-	ts.part.mu.RUnlock()
 	ts.seq++
 	m := h.newMessage(ts.name, ts.seq, bm.Data, bm.Offset, bm.Epoch)
 	m.stored = bm.Time
@@ -329,8 +330,8 @@ func (d *durable) reset(epoch string, head uint64, reason string) {
 func (d *durable) notifyLoss(reason string) {
 	ts := d.ts
 	ts.part.mu.RLock()
+	defer ts.part.mu.RUnlock()
 	targets := ts.shards
-	ts.part.mu.RUnlock()
 	for _, st := range targets {
 		st.shard.enqueueControl(st, &control{kind: ctlLoss, reason: reason})
 	}

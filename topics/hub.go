@@ -519,9 +519,14 @@ func (ts *topicState) Deliver(bm broker.Message) {
 		return
 	}
 	h := ts.hub
+	// The shards are read and the message queued on each under the read
+	// lock, so a shard that registers (under the write lock) either has
+	// the message queued on the shards it joins, before it registered, or
+	// gets it too: a subscriber moving between loops (subscribe on the
+	// new one, then Settle and unsubscribe on the old) misses nothing.
 	ts.part.mu.RLock()
-	targets := ts.shards // copy-on-write snapshot: safe after RUnlock
-	ts.part.mu.RUnlock()
+	defer ts.part.mu.RUnlock()
+	targets := ts.shards
 	if len(targets) == 0 {
 		// Interest ended while the message was in flight; a new period of
 		// interest has its own topicState and starts clean at seq 1.

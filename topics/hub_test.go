@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -696,27 +697,45 @@ func TestStaleMessages(t *testing.T) {
 	s := h.NewShard(l)
 	a := &recorder{loop: l, tb: t}
 	xa := subscribe(t, s, a, "stale")
+	// The one worker is held up by a message of another topic (of another
+	// lock partition), which it cannot queue on a second shard while the
+	// test holds that shard's lock; the stale topic's messages wait behind
+	// it in the worker's channel.
+	blocker := "blocker"
+	for i := 0; hashTopic(blocker)%partitions == hashTopic("stale")%partitions; i++ {
+		blocker = fmt.Sprintf("blocker%d", i)
+	}
+	l2 := newTestLoop(t)
+	s2 := h.NewShard(l2)
+	z := &recorder{loop: l2, tb: t}
+	xz := subscribe(t, s2, z, blocker)
 	flush(t, nc)
 
-	s.mu.Lock() // the worker will block handing the first message to s
+	s2.mu.Lock() // the worker will block handing the blocker's message to s2
+	if err := h.Publish(blocker, []byte("0")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "worker holds the blocker", func() bool { return h.Stats().MessagesIn == 1 })
 	for _, d := range []string{"1", "2", "3"} {
 		if err := h.Publish("stale", []byte(d)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	flush(t, nc)
-	waitFor(t, "worker holds message 1", func() bool { return h.Stats().MessagesIn == 1 })
 	b := &recorder{loop: l, tb: t}
 	l.do(t, func() {
 		// Interest ends (upstream unsubscribe) and restarts (a new
-		// upstream subscription) while message 1 is stuck in the worker.
+		// upstream subscription) while the messages of the old one wait
+		// in the worker's channel.
 		s.Unsubscribe(xa)
 		if _, err := s.Subscribe("stale", b); err != nil {
 			t.Errorf("Subscribe: %v", err)
 		}
 	})
-	s.mu.Unlock()
-	waitFor(t, "stale messages dropped", func() bool { return h.Stats().DroppedNoTopic == 2 })
+	s2.mu.Unlock()
+	waitFor(t, "stale messages dropped", func() bool { return h.Stats().DroppedNoTopic == 3 })
+	unsubscribe(t, s2, l2, xz)
+	z.received(t)
 
 	flush(t, nc)
 	if err := h.Publish("stale", []byte("4")); err != nil {
@@ -875,5 +894,148 @@ func TestDrainHandsBackToTheLoop(t *testing.T) {
 			}
 		}
 	}
+	waitIdle(t, h)
+}
+
+// Settle delivers everything queued for the shard, and completes the
+// flush, before it returns, even when the drain in progress had handed
+// the rest of its backlog back to the loop.
+func TestSettleDeliversEverythingQueued(t *testing.T) {
+	ns := startNATS(t, -1)
+	nc := connect(t, ns)
+	h := newHub(t, nc, testConfig{})
+	l := newTestLoop(t)
+	s := h.NewShard(l)
+	const subs, msgs = 10, 20
+	recs := make([]*recorder, subs)
+	for i := range recs {
+		recs[i] = &recorder{loop: l, tb: t}
+		subscribe(t, s, recs[i], "settle")
+	}
+	flush(t, nc)
+	l.do(t, func() { l.partial = 1 << 30 }) // every flush runs out of time
+	block := make(chan struct{})
+	if err := l.Execute(func() { <-block }); err != nil {
+		t.Fatal(err)
+	}
+	for i := range msgs {
+		if err := h.Publish("settle", fmt.Appendf(nil, "%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "worker done", func() bool { return h.Stats().MessagesIn == msgs })
+	waitFor(t, "drain queued", func() bool { return len(l.fns) == 1 })
+	got := make(chan [2]int, 1)
+	if err := l.Execute(func() {
+		committed := func() int {
+			n := 0
+			for _, r := range recs {
+				n += len(r.held)
+			}
+			return n
+		}
+		before := committed()
+		s.Settle()
+		got <- [2]int{before, committed()}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	close(block)
+	n := <-got
+	if n[0] >= subs*msgs {
+		t.Fatalf("the drain wrote all %d frames before Settle: the test does not exercise it", n[0])
+	}
+	if n[1] != subs*msgs {
+		t.Fatalf("after Settle %d of %d frames written (%d before it)", n[1], subs*msgs, n[0])
+	}
+	l.do(t, func() { l.partial = 0 })
+	for _, r := range recs {
+		if got := r.received(t); len(got) != msgs {
+			t.Fatalf("a subscriber got %d messages, want %d", len(got), msgs)
+		}
+	}
+	waitIdle(t, h)
+}
+
+// A subscriber that moves between two loops again and again (subscribe on
+// the new loop, then Settle and unsubscribe on the old, as conn/sio moves a
+// session) while messages stream in gets every message on one loop or the
+// other: a message is queued on every shard of its topic under the lock a
+// new shard registers with, so none falls between them. Both loops' drains
+// run out of time on every flush, so hand-backs are always in progress.
+func TestMoveBetweenShardsLosesNothing(t *testing.T) {
+	ns := startNATS(t, -1)
+	nc := connect(t, ns)
+	h := newHub(t, nc, testConfig{})
+	loops := []*testLoop{newTestLoop(t), newTestLoop(t)}
+	shards := []*Shard{h.NewShard(loops[0]), h.NewShard(loops[1])}
+	recs := []*recorder{{loop: loops[0], tb: t}, {loop: loops[1], tb: t}}
+	for _, l := range loops {
+		l.do(t, func() { l.partial = 1 << 30 })
+	}
+	// Another subscriber on each loop keeps both shards registered for
+	// part of the time, and the topic's interest never ends.
+	x := subscribe(t, shards[0], recs[0], "move")
+	flush(t, nc)
+	const msgs = 20000
+	done := make(chan error, 1)
+	go func() {
+		for i := range msgs {
+			if err := h.Publish("move", fmt.Appendf(nil, "%d", i)); err != nil {
+				done <- err
+				return
+			}
+			if i%64 == 0 {
+				runtime.Gosched()
+			}
+		}
+		done <- nil
+	}()
+	cur, moves := 0, 0
+	for h.Stats().MessagesIn < msgs {
+		next := 1 - cur
+		nx := subscribe(t, shards[next], recs[next], "move")
+		loops[cur].do(t, func() {
+			shards[cur].Settle()
+			shards[cur].Unsubscribe(x)
+		})
+		x, cur = nx, next
+		moves++
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "all delivered", func() bool { return h.Stats().Deliveries >= msgs })
+	for _, l := range loops {
+		l.do(t, func() { l.partial = 0 })
+	}
+	waitFor(t, "flushed", func() bool {
+		n := 0
+		for _, r := range recs {
+			r.loop.do(t, func() { n += len(r.loop.pending) })
+		}
+		return n == 0
+	})
+	seen := make(map[uint64]int)
+	for _, r := range recs {
+		for _, p := range r.received(t) {
+			seen[p.Seq]++
+		}
+	}
+	var missing, twice int
+	for seq := uint64(1); seq <= msgs; seq++ {
+		switch seen[seq] {
+		case 0:
+			missing++
+		case 1:
+		default:
+			twice++ // both loops had it while both were subscribed: allowed here
+		}
+	}
+	if missing > 0 {
+		t.Fatalf("%d of %d messages reached neither loop over %d moves", missing, msgs, moves)
+	}
+	t.Logf("%d moves, %d messages on both loops", moves, twice)
+	unsubscribe(t, shards[cur], loops[cur], x)
 	waitIdle(t, h)
 }

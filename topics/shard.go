@@ -3,6 +3,7 @@ package topics
 import (
 	"context"
 	"fmt"
+	"math"
 	"runtime"
 	"strings"
 	"sync"
@@ -452,13 +453,36 @@ const flushDeliveries = 1 << 18
 // once the flush that wrote them completes. It runs on the loop goroutine
 // through Loop.Execute.
 func (s *Shard) drain() {
+	if s.step(s.hub.cfg.DrainSlice) {
+		s.handBack()
+	}
+}
+
+// Settle delivers every message queued for this shard so far and completes
+// the loop's flush before it returns, however long that takes: for a loop
+// task that must find every message dispatched before it delivered (a
+// session moving to another loop hands over what it has received). Loop
+// goroutine only.
+func (s *Shard) Settle() {
+	// The first loop finishes a drain in progress (or, with none, takes
+	// the queue); the second takes what was queued meanwhile.
+	for s.step(math.MaxInt64) {
+	}
+	for s.step(math.MaxInt64) {
+	}
+}
+
+// step is one slice of a drain (see drain), within budget: it finishes a
+// flush in progress, or takes the queue when the last slice is done,
+// delivers at most flushDeliveries pushes and flushes them. It reports
+// whether work is left: a flush still writing, or messages not yet
+// delivered. Loop goroutine only.
+func (s *Shard) step(budget time.Duration) (more bool) {
 	start := time.Now()
-	slice := s.hub.cfg.DrainSlice
 	if s.flushed < s.next {
 		// A flush of delivered messages is in progress: finish it first.
-		if !s.loop.Flush(slice) {
-			s.handBack()
-			return
+		if !s.loop.Flush(budget) {
+			return true
 		}
 		s.written()
 	}
@@ -499,17 +523,16 @@ func (s *Shard) drain() {
 		s.deliveries.Add(pending)
 	}
 	if pending > 0 || len(s.after) > 0 || s.flushed < s.next {
-		if !s.loop.Flush(max(slice-time.Since(start), 0)) {
-			s.handBack()
-			return
+		if !s.loop.Flush(max(budget-time.Since(start), 0)) {
+			return true
 		}
 		s.written()
 	}
 	if s.next < len(s.cur) {
-		s.handBack() // more of the backlog: after the loop's other work
-		return
+		return true // more of the backlog: after the loop's other work
 	}
 	s.recycle()
+	return false
 }
 
 // written accounts for the messages delivered since the last complete

@@ -32,7 +32,9 @@ import (
 //	owner: detach   the session's identity, subscriptions, state
 //	new:   attach   a new engine subscribes the same topics on its loop;
 //	                its pushes wait in its queue
-//	owner: release  the old engine unsubscribes and hands over its queue
+//	owner: release  the loop's shard settles (every message dispatched
+//	                before the attach is delivered), then the old engine
+//	                unsubscribes and hands over its queue
 //	new:   finish   the old queue goes out, then the new one without the
 //	                messages both had (the same *topics.Message reached both
 //	                loops while both were subscribed), then live
@@ -412,6 +414,14 @@ func (e *endpoint) attach(c *conn.Conn, old *engine, st moveState, ok bool) {
 	c.Proto().(*upConn).eng = eng
 	owner := old.ep
 	err := owner.loop.Execute(func() {
+		// Every message dispatched before the new loop subscribed is in
+		// this loop's shard (topics queues a message on every shard under
+		// the lock a new shard registers with): deliver it to the old
+		// engine now, so it is in the queue handed over, even if a drain
+		// handed part of its backlog back to the loop.
+		if sh := owner.loop.Shard(); sh != nil {
+			sh.Settle()
+		}
 		out, alive := old.release(c)
 		if alive {
 			old.flags = eGone
