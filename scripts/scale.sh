@@ -26,8 +26,8 @@
 # Environment (defaults in brackets):
 #   SCALE_CONNS         connections to hold [1000000]
 #   SCALE_PER_PUSHD     most connections per pushd process [19000]
-#   SCALE_PING          pushd's ping interval in seconds [10]
-#   SCALE_PONG          pushd's pong timeout in seconds [5]
+#   SCALE_PING          pushd's ping interval in seconds [25, pushd's default]
+#   SCALE_PONG          pushd's pong timeout in seconds [10, pushd's default]
 #   SCALE_TOPICS        topics the connections spread over [100]
 #   SCALE_SOURCE_ADDRS  source addresses per harness process [8]
 #   SCALE_CONNECT_BUDGET  seconds allowed for connecting [60 + conns/2000]
@@ -44,8 +44,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 conns=${SCALE_CONNS:-1000000}
 per=${SCALE_PER_PUSHD:-19000}
-ping=${SCALE_PING:-10}
-pong=${SCALE_PONG:-5}
+ping=${SCALE_PING:-25}
+pong=${SCALE_PONG:-10}
 topics=${SCALE_TOPICS:-100}
 srcs=${SCALE_SOURCE_ADDRS:-8}
 budget=${SCALE_CONNECT_BUDGET:-$((60 + conns / 2000))}
