@@ -1,9 +1,8 @@
 // Package codec holds pushd's pure functions over bytes:
 //
-//   - HTTP/1.1: the WebSocket upgrade parser ParseUpgrade and its responses
-//     (RFC 6455 §4); the general request-head parser ParseRequest for the
-//     plain HTTP transports, with CheckUpgrade to validate an upgrade parsed
-//     that way; response builders (AppendResponse, AppendResponseHead,
+//   - HTTP/1.1: the request-head parser ParseRequest for every request on
+//     the WebSocket port, CheckUpgrade to validate a WebSocket upgrade
+//     (RFC 6455 §4) and its responses; response builders (AppendResponse, AppendResponseHead,
 //     AppendHTTPError and its keep-alive variant); CookieValue (RFC 6265).
 //   - WebSocket frames: headers, masking, close payloads and UTF-8
 //     validation (RFC 6455 §5–§8).
@@ -14,8 +13,7 @@
 //   - Server-Sent Events (WHATWG HTML §9.2): events, comments, retry and the
 //     event-stream response head (SSE*).
 //
-// Parsers of bytes that arrive in pieces (ParseUpgrade, ParseRequest,
-// ParseHeader) answer ErrNeedMore or ErrShortHeader until they have enough,
+// Parsers of bytes that arrive in pieces (ParseRequest, ParseHeader) answer ErrNeedMore or ErrShortHeader until they have enough,
 // and their answer never depends on how the stream was split. Rejections
 // carry the answer to send: *HandshakeError (alias HTTPError) the HTTP
 // status, *CloseError the close code, *ProtoError the protocol error.

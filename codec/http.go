@@ -63,8 +63,9 @@ type HTTPRequest struct {
 const allowedMethods = "GET, HEAD, POST, OPTIONS"
 
 // ParseRequest parses the HTTP/1.1 or HTTP/1.0 request head at the start of
-// p, the way ParseUpgrade parses an upgrade request, for the plain HTTP
-// transports (static files, SSE, Engine.IO long-polling).
+// p: every request on the WebSocket port, upgrades (then CheckUpgrade)
+// and the plain HTTP transports (static files, SSE, Engine.IO
+// long-polling).
 //
 // On success it returns the request and n, the length of the head including
 // its final CRLFCRLF. The body, req.ContentLength bytes when that is
@@ -74,8 +75,7 @@ const allowedMethods = "GET, HEAD, POST, OPTIONS"
 // It returns ErrNeedMore while p holds no complete head and len(p) is at most
 // lim.MaxHeaderBytes; call it again with more bytes. Otherwise it returns a
 // *HTTPError to answer with (and then close the connection):
-//   - 400 for a malformed request line or header line, by the rules of
-//     ParseUpgrade (CRLF line ends, no obsolete line folding, no space before
+//   - 400 for a malformed request line or header line, (CRLF line ends, no obsolete line folding, no space before
 //     the colon, a token method, an origin-form target with valid
 //     percent-escapes in the path), a version that is not "HTTP/" DIGIT "."
 //     DIGIT, an HTTP/1.1 request without a Host, a Host that is not
@@ -124,7 +124,7 @@ func ParseRequest(p []byte, lim RequestLimits) (req HTTPRequest, n int, err erro
 		return HTTPRequest{}, 0, err
 	}
 	if h.minor == 1 && len(h.host) == 0 {
-		// RFC 7230 §5.4. An empty Host is missing too, as in ParseUpgrade:
+		// RFC 7230 §5.4. An empty Host is missing too:
 		// an origin-form target always has an authority.
 		return HTTPRequest{}, 0, badRequest("missing Host header")
 	}
@@ -448,7 +448,7 @@ func validHost(v []byte) bool {
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 // request copies the recorded values into an HTTPRequest. All strings share
-// one allocation, as in ParseUpgrade; the protocol list adds a second.
+// one allocation; the protocol list adds a second.
 func (h *requestHead) request(head []byte, headers int) HTTPRequest {
 	singles := [...][]byte{
 		h.path, h.query, h.host, h.origin, h.auth, h.cookie, h.xff,
@@ -539,16 +539,15 @@ func methodString(m []byte) string {
 }
 
 // CheckUpgrade applies to a request from ParseRequest the checks that make
-// it a valid WebSocket upgrade, with exactly ParseUpgrade's answers, in
-// ParseUpgrade's order: 400 unless HTTP/1.1, 405 (Allow: GET) unless GET,
+// it a valid WebSocket upgrade, in this order: 400 unless HTTP/1.1, 405 (Allow: GET) unless GET,
 // then 400 for a missing Host, an Upgrade without "websocket", a Connection
 // without "upgrade" or a body, 426 (Sec-WebSocket-Version: 13) unless the
 // version is 13, and 400 for a Sec-WebSocket-Key that is not base64 of 16
 // bytes (RFC 6455 §4.2.1, §4.2.2). The line-level answers (malformed lines,
 // repeated keys or versions, bad protocol tokens) ParseRequest has already
-// given. One difference remains: ParseUpgrade refuses a Content-Length of
-// "00", which ParseRequest reads as the zero it is. On success
-// req.UpgradeRequest() is what ParseUpgrade would have returned.
+// given. The tests hold these answers to the reference upgrade parser of
+// upgrade_ref_test.go, which differs only in refusing a Content-Length of
+// "00" (ParseRequest reads it as the zero it is).
 // CheckUpgrade returns nil or a *HandshakeError; it does not allocate for a
 // valid upgrade, is pure and may be called from any goroutine.
 func CheckUpgrade(req *HTTPRequest) error {
@@ -577,19 +576,3 @@ func CheckUpgrade(req *HTTPRequest) error {
 	return nil
 }
 
-// UpgradeRequest returns the upgrade view of r, the Request ParseUpgrade
-// would have returned for the same head, sharing r's strings. It does not
-// allocate. Any goroutine may call it while no other writes r.
-func (r *HTTPRequest) UpgradeRequest() Request {
-	return Request{
-		Path:          r.Path,
-		RawQuery:      r.RawQuery,
-		Host:          r.Host,
-		Key:           r.WebSocketKey,
-		Origin:        r.Origin,
-		Protocols:     r.WebSocketProtocols,
-		Authorization: r.Authorization,
-		XForwardedFor: r.XForwardedFor,
-		Headers:       r.Headers,
-	}
-}

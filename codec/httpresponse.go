@@ -61,7 +61,7 @@ func AppendResponse(dst []byte, status int, contentType, body string, header ...
 // AppendHTTPErrorKeepAlive is AppendHTTPError without "Connection: close",
 // for an error the application gives to a request that parsed well (404, an
 // unknown session), after which the connection can carry the next request.
-// An error from ParseRequest or ParseUpgrade still needs AppendHTTPError and
+// An error from ParseRequest or CheckUpgrade still needs AppendHTTPError and
 // a close: the stream cannot be trusted past a bad head. It does not
 // allocate when dst has room. AppendHTTPErrorKeepAlive is pure and may be
 // called from any goroutine.

@@ -83,7 +83,7 @@ func NewEndpoint(l *conn.Loop, s EndpointSpec) conn.Endpoint {
 }
 
 // Serve implements conn.Endpoint: the upgrade's validity (RFC 6455 §4.2.1,
-// with ParseUpgrade's answers: codec.CheckUpgrade), admission (Origin,
+// codec.CheckUpgrade), admission (Origin,
 // token), then the 101 (§4.2.2) and the handler's Open. Any other request
 // for the path (a plain GET, a POST) gets the upgrade's rejection.
 func (e *loopEndpoint) Serve(c *conn.Conn, req *codec.HTTPRequest, _ []byte) *codec.HTTPError {
