@@ -237,7 +237,7 @@ func (l *Loop) remove(c *Conn) {
 	l.conns = l.conns[:len(l.conns)-1]
 }
 
-// Len returns the number of connections on the loop.
+// Len returns the number of connections on the loop. Loop goroutine only.
 func (l *Loop) Len() int { return len(l.conns) }
 
 // TickOf returns the wheel tick that t falls in. Loop goroutine only.

@@ -133,9 +133,6 @@ func (m *Message) Epoch() string { return m.epoch }
 // Data returns the publisher's payload. It must not be modified.
 func (m *Message) Data() []byte { return m.data }
 
-// Arrived returns when the message reached this node.
-func (m *Message) Arrived() time.Time { return m.arrived }
-
 // Bytes returns the message encoded in format f, building the encoding if
 // no one has asked for it yet. The slice is shared by every subscriber of
 // f, must not be modified, and is valid until the caller's reference is

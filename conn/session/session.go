@@ -219,13 +219,6 @@ func TopicsFromQuery(rawQuery string) ([]string, *codec.ProtoError) {
 	return names, nil
 }
 
-// ErrorMessage builds the v1 error message for perr (id omitted) in the
-// Env's scratch buffer, for transports that carry v1 messages themselves
-// (SSE). The result is valid until the next use of the Env.
-func (e *Env) ErrorMessage(perr *codec.ProtoError) []byte {
-	return codec.AppendError(e.buf(), nil, perr.Code, perr.Message)
-}
-
 // Check applies a subscribe's checks to names for a client with identity
 // id (nil: anonymous), without subscribing: the topic count, each name's
 // validity and the token's permission, and the subscription limit for a

@@ -86,10 +86,6 @@ func (h *Histogram) addTo(s *Snapshot) {
 	s.Sum += math.Float64frombits(h.sum.Load())
 }
 
-// Bounds returns the histogram's upper bounds; the caller must not change
-// them. Any goroutine.
-func (h *Histogram) Bounds() []float64 { return h.bounds }
-
 // ExponentialBounds returns n bounds start, start·factor, start·factor², …
 // Pure.
 func ExponentialBounds(start, factor float64, n int) []float64 {
