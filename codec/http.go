@@ -575,4 +575,3 @@ func CheckUpgrade(req *HTTPRequest) error {
 	}
 	return nil
 }
-
