@@ -143,13 +143,7 @@ func TestRouting(t *testing.T) {
 // order, and splits at the iovec limit.
 func TestFlushBatchesPerConnection(t *testing.T) {
 	l, _ := newLineLoop(Config{}, &lineProto{})
-	open := func() (*Conn, *memTransport) {
-		tr := &memTransport{}
-		c := l.Open(tr)
-		c.Feed([]byte(upgradeReq))
-		tr.out.Reset()
-		return c, tr
-	}
+	open := func() (*Conn, *memTransport) { return openLine(l) }
 	a, ta := open()
 	b, tb := open()
 	for i := 0; i < 3; i++ {
@@ -192,13 +186,7 @@ func TestFlushForInSlices(t *testing.T) {
 	defer func(n int) { flushClockEvery = n }(flushClockEvery)
 	flushClockEvery = 1
 	l, _ := newLineLoop(Config{}, &lineProto{})
-	open := func() (*Conn, *memTransport) {
-		tr := &memTransport{}
-		c := l.Open(tr)
-		c.Feed([]byte(upgradeReq))
-		tr.out.Reset()
-		return c, tr
-	}
+	open := func() (*Conn, *memTransport) { return openLine(l) }
 	a, ta := open()
 	b, tb := open()
 	c, tc := open()
@@ -238,6 +226,16 @@ func TestFlushForInSlices(t *testing.T) {
 	if ta.out.Len() != 0 || len(l.dirty) != 0 || len(l.out) != 1 {
 		t.Fatalf("after the flush completed: wrote %q, %d dirty, %d nodes", ta.out.String(), len(l.dirty), len(l.out)-1)
 	}
+}
+
+// openLine opens a connection on l's line endpoint and forgets what the
+// upgrade wrote, for tests of what comes after.
+func openLine(l *Loop) (*Conn, *memTransport) {
+	tr := &memTransport{}
+	c := l.Open(tr)
+	c.Feed([]byte(upgradeReq))
+	tr.out.Reset()
+	return c, tr
 }
 
 func lens(v [][]int) []int {

@@ -824,6 +824,27 @@ func TestDrainFlushesLongBacklogsInPieces(t *testing.T) {
 	waitIdle(t, h)
 }
 
+// publishBehindDrain holds l with a function that waits for the returned
+// channel, publishes msgs messages ("0", "1", …) to topic on h, and returns
+// once the drain they scheduled waits in l's queue: a function the caller
+// queues now runs after that drain starts. Close the channel to go on.
+func publishBehindDrain(t *testing.T, h *Hub, l *testLoop, topic string, msgs int) chan struct{} {
+	t.Helper()
+	block := make(chan struct{})
+	if err := l.Execute(func() { <-block }); err != nil {
+		t.Fatal(err)
+	}
+	before := h.Stats().MessagesIn
+	for i := range msgs {
+		if err := h.Publish(topic, fmt.Appendf(nil, "%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "worker done", func() bool { return h.Stats().MessagesIn == before+int64(msgs) })
+	waitFor(t, "drain queued", func() bool { return len(l.fns) == 1 })
+	return block
+}
+
 // A drain whose flush runs out of its slice hands the rest back to the
 // loop: a function queued behind the drain runs before the flush
 // completes, every subscriber still gets every message once and in order,
@@ -842,20 +863,8 @@ func TestDrainHandsBackToTheLoop(t *testing.T) {
 		subscribe(t, s, recs[i], "sliced")
 	}
 	flush(t, nc)
-	block := make(chan struct{})
 	l.do(t, func() { l.partial = 50 })
-	if err := l.Execute(func() { <-block }); err != nil {
-		t.Fatal(err)
-	}
-	for i := range msgs {
-		if err := h.Publish("sliced", fmt.Appendf(nil, "%d", i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	waitFor(t, "worker done", func() bool { return h.Stats().MessagesIn == msgs })
-	// The first message scheduled the drain: wait until it is in the
-	// loop's queue, then queue a function behind it.
-	waitFor(t, "drain queued", func() bool { return len(l.fns) == 1 })
+	block := publishBehindDrain(t, h, l, "sliced", msgs)
 	committed := -1
 	if err := l.Execute(func() {
 		committed = 0
@@ -914,17 +923,7 @@ func TestSettleDeliversEverythingQueued(t *testing.T) {
 	}
 	flush(t, nc)
 	l.do(t, func() { l.partial = 1 << 30 }) // every flush runs out of time
-	block := make(chan struct{})
-	if err := l.Execute(func() { <-block }); err != nil {
-		t.Fatal(err)
-	}
-	for i := range msgs {
-		if err := h.Publish("settle", fmt.Appendf(nil, "%d", i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	waitFor(t, "worker done", func() bool { return h.Stats().MessagesIn == msgs })
-	waitFor(t, "drain queued", func() bool { return len(l.fns) == 1 })
+	block := publishBehindDrain(t, h, l, "settle", msgs)
 	got := make(chan [2]int, 1)
 	if err := l.Execute(func() {
 		committed := func() int {
