@@ -47,10 +47,15 @@ function connect(pg, name, url, options) {
     const s = io(url, { forceNew: true, reconnection: false, ...options });
     rec.socket = s;
     window.sockets[name] = rec;
-    s.on("connect", () => {
-      rec.connected = true;
+    // The engine's first transport and its upgrade are recorded from the
+    // manager's "open", which comes before the engine starts probing: the
+    // upgrade can finish before the Socket.IO "connect" arrives.
+    s.io.on("open", () => {
       rec.transports.push(s.io.engine.transport.name);
       s.io.engine.on("upgrade", (t) => rec.transports.push(t.name));
+    });
+    s.on("connect", () => {
+      rec.connected = true;
       s.emit("subscribe", ["browser.news"], (res) => (rec.subscribed = res));
     });
     s.on("connect_error", (e) => rec.errors.push(e.message));
