@@ -239,6 +239,28 @@ func after(all []uint64, pos uint64) []uint64 {
 // duplicate. Once with the node still following the topic (the cache
 // answers, no request) and once after the node's interest ended (one
 // history read).
+// TestResumeNothing: a Resume with no wants (every topic of a subscribe
+// already held) still runs done, later, with no outcomes: a caller that
+// replies from done must not wait forever.
+func TestResumeNothing(t *testing.T) {
+	ns := startNATS(t, -1)
+	h := newHub(t, connect(t, ns), testConfig{})
+	loop := newTestLoop(t)
+	shard := h.NewShard(loop)
+	r := newDrec(t, loop)
+	if xs := r.resume(t, shard); len(xs) != 0 {
+		t.Fatalf("subscriptions %v for no wants", xs)
+	}
+	if recs := r.waitDone(t); len(recs) != 0 {
+		t.Fatalf("outcomes %v for no wants", recs)
+	}
+	loop.do(t, func() {
+		if _, err := shard.Resume(r, nil, nil); err != nil {
+			t.Errorf("Resume without done: %v", err)
+		}
+	})
+}
+
 func TestResumeExact(t *testing.T) {
 	ns := startJS(t)
 	nc := connect(t, ns)

@@ -210,6 +210,8 @@ func (s *Shard) subscribe(topic string, sub Subscriber) (*Subscription, error) {
 // ReasonLimit and other topics lose their oldest held messages). done must
 // not subscribe or unsubscribe.
 //
+// With no wants, done still runs, later, with no outcomes.
+//
 // Errors are Subscribe's; on error no subscription is made and done never
 // runs. The caller ensures that no (topic, sub) pair is subscribed twice.
 // Loop goroutine only.
@@ -218,6 +220,13 @@ func (s *Shard) Resume(sub Subscriber, wants []Want, done func([]codec.Recovery)
 		if err := codec.ValidTopic(w.Topic); err != nil {
 			return nil, fmt.Errorf("topics: subscribe: %w", err)
 		}
+	}
+	if len(wants) == 0 {
+		// No subscription would ever complete the batch.
+		if done != nil {
+			s.Defer(func() { done(nil) })
+		}
+		return nil, nil
 	}
 	b := &resumeBatch{done: done, left: len(wants)}
 	xs := make([]*Subscription, 0, len(wants))

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -103,6 +104,26 @@ func TestDurableResume(t *testing.T) {
 	live := publishN(t, n, "user.42", 105, 3)
 	c2.checkPushes("user.42", live, 105)
 	c2.expectNothing(100 * time.Millisecond)
+}
+
+// TestDurableSubscribeAgain: a subscribe to a durable topic the
+// connection already has is answered ok (subscribe is idempotent), later
+// commands are answered, and a push arrives once.
+func TestDurableSubscribeAgain(t *testing.T) {
+	n := durableNode(t)
+	c := dial(t, n.wsURL())
+	for i, cmd := range []string{
+		`{"id":1,"type":"subscribe","topics":["user.7"]}`,
+		`{"id":2,"type":"subscribe","topics":["user.7"]}`,
+		`{"id":3,"type":"subscribe","topics":["user.7","user.7"]}`,
+		`{"id":4,"type":"ping"}`,
+	} {
+		if r := c.command(cmd); r.Type != "ok" || string(r.ID) != strconv.Itoa(i+1) {
+			t.Fatalf("reply to %s: %+v", cmd, r)
+		}
+	}
+	c.checkPushes("user.7", publishN(t, n, "user.7", 0, 2), 0)
+	c.expectNothing(100 * time.Millisecond)
 }
 
 // TestDurableReasons: not_durable, epoch_changed and trimmed, and the
