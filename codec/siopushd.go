@@ -299,6 +299,24 @@ func AppendSIOResult(dst []byte, nsp string, ackID int64, perr *ProtoError) []by
 	return append(dst, "}}]"...)
 }
 
+// AppendSIOPublishAck appends the ACK of a publish to a durable topic once
+// its history stored the message: 43<id>[{"ok":true,"offset":N,"epoch":"E"}].
+// Without an ack id (ackID < 0) a success gets nothing, as in
+// AppendSIOResult. nsp as in AppendSIOConnect. It does not allocate when
+// dst has room. AppendSIOPublishAck is pure and may be called from any
+// goroutine.
+func AppendSIOPublishAck(dst []byte, nsp string, ackID int64, offset uint64, epoch string) []byte {
+	if ackID < 0 {
+		return dst
+	}
+	dst = appendSIOHead(dst, SIOAck, nsp, ackID)
+	dst = append(dst, `[{"ok":true,"offset":`...)
+	dst = strconv.AppendUint(dst, offset, 10)
+	dst = append(dst, `,"epoch":`...)
+	dst = appendJSONString(dst, epoch)
+	return append(dst, "}]"...)
+}
+
 // AppendSIOConnectRefusal appends a CONNECT_ERROR that carries a machine-
 // readable code beside the message, the shape of an error a socket.io
 // middleware passes to next() with data:

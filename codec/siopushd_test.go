@@ -233,6 +233,21 @@ func sioCheckPush(t testing.TB, out []byte, topic string, data []byte, offset ui
 	}
 }
 
+func TestAppendSIOPublishAck(t *testing.T) {
+	if got := AppendSIOPublishAck(nil, "/", 7, 1842, "Kq3x"); string(got) != `437[{"ok":true,"offset":1842,"epoch":"Kq3x"}]` {
+		t.Fatalf("got %s", got)
+	} else if pkt, err := ParseSIOPacket(got); err != nil || pkt.Type != SIOAck || pkt.AckID != 7 {
+		t.Fatalf("%s parses as %+v, %v", got, pkt, err)
+	}
+	if got := AppendSIOPublishAck([]byte("x"), "/", -1, 1, "E"); string(got) != "x" {
+		t.Fatalf("without an ack id: %s", got)
+	}
+	buf := make([]byte, 0, 64)
+	if n := testing.AllocsPerRun(100, func() { AppendSIOPublishAck(buf, "/", 12, 99, "E") }); n != 0 {
+		t.Fatalf("%v allocations", n)
+	}
+}
+
 func TestAppendSIOResult(t *testing.T) {
 	perr := &ProtoError{Code: CodeForbidden, Message: `no "x"`}
 	tests := []struct {

@@ -4,11 +4,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/nats-io/nats.go"
 )
 
 // sioClient is a gorilla/websocket client speaking Engine.IO 4 and
@@ -295,5 +298,55 @@ func TestSocketIORecovery(t *testing.T) {
 	}
 	if b.sioMet.Recovered.Load() != 1 || a.sioMet.Kept.Load() != 0 {
 		t.Fatalf("recovered %d, kept %d", b.sioMet.Recovered.Load(), a.sioMet.Kept.Load())
+	}
+}
+
+// TestSocketIODurableSubscribeAck: on a durable topic the subscribe's ack
+// comes once the node follows the topic's history, as v1's ok does, so a
+// message a backend publishes right after the ack reaches the client, even
+// on a topic the node had no subscriber for. A publish's ack carries the
+// stored message's offset and epoch.
+func TestSocketIODurableSubscribeAck(t *testing.T) {
+	n := durableNode(t, "--client-publish")
+	pub, err := nats.Connect(n.ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	c := dialSIO(t, n, "", nil)
+	connectAnswer(t, c.read())
+	for i := range 20 {
+		topic := fmt.Sprintf("user.fresh%d", i)
+		c.send(fmt.Sprintf(`42%d["subscribe",[%q]]`, i, topic))
+		if got, want := c.read(), fmt.Sprintf(`43%d[{"ok":true}]`, i); got != want {
+			t.Fatalf("subscribe answered %q, want %q", got, want)
+		}
+		if err := pub.Publish("pushd."+topic, []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+		if data, id := c.pushID(); data != strconv.Itoa(i) || !strings.HasPrefix(id, topic+":") {
+			t.Fatalf("push %s at %s, want %d on %s", data, id, i, topic)
+		}
+	}
+	// The ack and the push of the client's own message race: the push
+	// may come first.
+	c.send(`4299["publish",{"topic":"user.fresh0","data":"mine"}]`)
+	ack := regexp.MustCompile(`^4399\[\{"ok":true,"offset":(\d+),"epoch":"([^"]+)"\}\]$`)
+	var acked, pushed string
+	for acked == "" || pushed == "" {
+		got := c.read()
+		if m := ack.FindStringSubmatch(got); m != nil && acked == "" {
+			acked = "user.fresh0:" + m[2] + ":" + m[1]
+			continue
+		}
+		var ev []json.RawMessage
+		if !strings.HasPrefix(got, "42") || json.Unmarshal([]byte(got[2:]), &ev) != nil || len(ev) != 3 ||
+			!strings.Contains(string(ev[1]), `"data":"mine"`) || pushed != "" {
+			t.Fatalf("after a durable publish: %q", got)
+		}
+		_ = json.Unmarshal(ev[2], &pushed)
+	}
+	if acked != pushed {
+		t.Fatalf("the ack names %s, the push %s", acked, pushed)
 	}
 }

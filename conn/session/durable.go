@@ -115,6 +115,26 @@ func (s *Session) resume(e *Env, p Peer, id []byte, names []string, since map[st
 	if perr := s.check(e, names, false); perr != nil {
 		return perr
 	}
+	s.wait(e)
+	perr := s.resumeWants(e, p, names, since, func(recs []codec.Recovery) {
+		// Without an id (StartAt), only outcomes are worth a message.
+		if p.Open() && (id != nil || len(recs) > 0) {
+			e.send(p, codec.AppendSubscribeOK(e.buf(), id, recs))
+		}
+		// The replay is delivered right after this returns: the commands
+		// that waited run after it, so their replies follow it too.
+		e.shard.Defer(func() { s.answered(e, p) })
+	})
+	if perr != nil {
+		delete(e.later, s)
+	}
+	return perr
+}
+
+// resumeWants subscribes names (checked) through topics.Shard.Resume: a
+// topic it already has is resumed again when since names it, and left
+// alone otherwise. done is Resume's.
+func (s *Session) resumeWants(e *Env, p Peer, names []string, since map[string]codec.Position, done func([]codec.Recovery)) *codec.ProtoError {
 	var wants []topics.Want
 	for i, t := range names {
 		if slices.Contains(names[:i], t) {
@@ -133,22 +153,37 @@ func (s *Session) resume(e *Env, p Peer, id []byte, names []string, since map[st
 		}
 		wants = append(wants, w)
 	}
-	s.wait(e)
-	xs, err := e.shard.Resume(p, wants, func(recs []codec.Recovery) {
-		// Without an id (StartAt), only outcomes are worth a message.
-		if p.Open() && (id != nil || len(recs) > 0) {
-			e.send(p, codec.AppendSubscribeOK(e.buf(), id, recs))
-		}
-		// The replay is delivered right after this returns: the commands
-		// that waited run after it, so their replies follow it too.
-		e.shard.Defer(func() { s.answered(e, p) })
-	})
+	xs, err := e.shard.Resume(p, wants, done)
 	if err != nil {
-		delete(e.later, s)
 		return &codec.ProtoError{Code: codec.CodeInternal, Message: "subscribe failed"}
 	}
 	s.subs = append(s.subs, xs...)
 	return nil
+}
+
+// SubscribeThen is Subscribe for a transport that answers in its own
+// protocol, with the v1 rule for durable topics: when a topic of names
+// keeps a history, the subscription waits until the node follows it, and
+// done runs later on the loop, before any message of these topics is
+// delivered; from then on every message stored is delivered (a client
+// told "subscribed" at done misses nothing published after). later
+// reports whether done will run; when false, the subscribe is complete
+// (or refused with perr, or the peer closed meanwhile) and done never
+// runs. done must not subscribe or unsubscribe. Loop goroutine only.
+func (s *Session) SubscribeThen(e *Env, p Peer, names []string, done func()) (later bool, perr *codec.ProtoError) {
+	if !s.anyDurable(e, names) {
+		return false, s.Subscribe(e, p, names)
+	}
+	if !p.Open() {
+		return false, nil
+	}
+	if perr := s.check(e, names, false); perr != nil {
+		return false, perr
+	}
+	if perr := s.resumeWants(e, p, names, nil, func([]codec.Recovery) { done() }); perr != nil {
+		return false, perr
+	}
+	return true, nil
 }
 
 // history reads the stored messages of a durable topic for the client
@@ -210,19 +245,50 @@ func historyError(err error) *codec.ProtoError {
 // The caller has checked the permissions.
 func (s *Session) publishDurable(e *Env, p Peer, id []byte, topic string, data []byte) {
 	s.wait(e)
-	e.shard.PublishWait([]broker.Outgoing{{Topic: topic, Data: slices.Clone(data)}}, func(acks []broker.Ack, err error) {
+	e.publishStored(topic, data, func(ack broker.Ack, perr *codec.ProtoError) {
 		switch {
 		case !p.Open():
-		case err != nil:
+		case perr != nil:
+			e.replyError(p, id, perr)
+		default:
+			e.send(p, codec.AppendPublishOK(e.buf(), id, ack.Offset, ack.Epoch))
+		}
+		s.answered(e, p)
+	})
+}
+
+// publishStored publishes one message to a durable topic through its
+// history; done runs later on the loop with the stored message's position,
+// or the error to answer.
+func (e *Env) publishStored(topic string, data []byte, done func(broker.Ack, *codec.ProtoError)) {
+	e.shard.PublishWait([]broker.Outgoing{{Topic: topic, Data: slices.Clone(data)}}, func(acks []broker.Ack, err error) {
+		if err != nil {
 			code := codec.CodeInternal
 			if errors.Is(err, broker.ErrTooLarge) {
 				code = codec.CodeBadRequest
 			}
-			e.replyError(p, id, &codec.ProtoError{Code: code, Message: "publish failed"})
-		default:
-			e.metrics.ClientPublishes.Add(1)
-			e.send(p, codec.AppendPublishOK(e.buf(), id, acks[0].Offset, acks[0].Epoch))
+			done(broker.Ack{}, &codec.ProtoError{Code: code, Message: "publish failed"})
+			return
 		}
-		s.answered(e, p)
+		e.metrics.ClientPublishes.Add(1)
+		done(acks[0], nil)
 	})
+}
+
+// PublishThen is Publish for a transport that answers in its own protocol,
+// with the v1 rule for durable topics: on a durable topic the message goes
+// through the topic's history, and done runs later on the loop with its
+// position once stored, or with the error to answer (perr); on any other
+// topic PublishThen publishes at once. later reports whether done will
+// run; when false, the publish is done or refused (perr) and done never
+// runs. Loop goroutine only.
+func (s *Session) PublishThen(e *Env, topic string, data []byte, done func(offset uint64, epoch string, perr *codec.ProtoError)) (later bool, perr *codec.ProtoError) {
+	if perr := s.mayPublish(e, topic); perr != nil {
+		return false, perr
+	}
+	if e.shard == nil || !e.shard.Hub().Durable(topic) {
+		return false, s.Publish(e, topic, data)
+	}
+	e.publishStored(topic, data, func(ack broker.Ack, perr *codec.ProtoError) { done(ack.Offset, ack.Epoch, perr) })
+	return true, nil
 }

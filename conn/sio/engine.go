@@ -207,6 +207,7 @@ func (e *engine) shut(disconnect, drop bool) {
 		h.keep(&e.sock)
 	}
 	e.sock.sess.Closed(h.env)
+	h.forget(&e.sock)
 	e.sock.flags &^= flagConnected
 	if drop {
 		e.dropOut()
@@ -490,6 +491,7 @@ func (e *engine) finish() {
 	ep.wheel.Stop(&e.timer)
 	ep.h.keep(&e.sock) // an upgraded session whose WebSocket closed
 	e.sock.sess.Closed(ep.h.env)
+	ep.h.forget(&e.sock)
 	e.dropOut()
 	e.unregister()
 	if e.wait.ok() {

@@ -3,6 +3,7 @@ package sio
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"slices"
 
 	"github.com/nats-io/nuid"
 
@@ -71,6 +72,9 @@ type handler struct {
 	// Owned by the loop goroutine: where packets are built. Not the
 	// connection's scratch buffer, which the WebSocket writer frames into.
 	buf []byte
+	// Owned by the loop goroutine: the ack ids of events whose answer
+	// comes later (a durable subscribe or publish), by socket.
+	held map[*socket][]int64
 }
 
 // send writes one Engine.IO packet built in h.buf through p, keeping the
@@ -221,39 +225,121 @@ func (h *handler) authenticate(s *socket, data []byte) (codec.SIOAuth, session.I
 
 // event runs one of pushd's events and answers it: an ACK when the client
 // asked for one ({"ok":true} or {"error":{…}}), otherwise an error event
-// for a refusal and nothing for a success.
+// for a refusal and nothing for a success. A subscribe to a durable topic
+// is answered once the node follows the topic's history, and a publish to
+// one once the history stored it, with its offset and epoch, as v1 answers
+// them (later); the events that come meanwhile run at once, and their acks
+// may come first (acks are matched by id).
 func (h *handler) event(p session.Peer, s *socket, pkt codec.SIOPacket, allowed bool) {
 	h.metrics.Commands.Add(1)
-	perr := h.run(p, s, pkt.Data, allowed)
+	if perr, later := h.run(p, s, pkt.Data, pkt.AckID, allowed); !later {
+		h.answer(p, pkt.AckID, perr)
+	}
+}
+
+// answer sends the answer to the event ackID (-1: none).
+func (h *handler) answer(p session.Peer, ackID int64, perr *codec.ProtoError) {
 	if !p.Open() {
 		return // closed while it ran (e.g. a subscribe that hit a slow socket)
 	}
 	if perr != nil {
 		h.metrics.CommandErrors.Add(1)
 	}
-	if b := codec.AppendSIOResult(h.buf[:0], "/", pkt.AckID, perr); len(b) > 0 {
+	if b := codec.AppendSIOResult(h.buf[:0], "/", ackID, perr); len(b) > 0 {
 		h.send(p, b)
 	}
 }
 
-// run executes the event in data on the session.
-func (h *handler) run(p session.Peer, s *socket, data []byte, allowed bool) *codec.ProtoError {
+// run executes the event in data on the session and returns its answer,
+// or later: the answer comes later (hold, then settle).
+func (h *handler) run(p session.Peer, s *socket, data []byte, ackID int64, allowed bool) (perr *codec.ProtoError, later bool) {
 	if !allowed {
-		return &codec.ProtoError{Code: codec.CodeRateLimited, Message: "too many commands; slow down"}
+		return &codec.ProtoError{Code: codec.CodeRateLimited, Message: "too many commands; slow down"}, false
 	}
 	cmd, err := codec.ParseSIOEvent(data)
 	if err != nil {
-		return err.(*codec.ProtoError)
+		return err.(*codec.ProtoError), false
 	}
 	switch cmd.Type {
 	case codec.CmdSubscribe:
-		return s.sess.Subscribe(h.env, p, cmd.Topics)
+		later, perr := s.sess.SubscribeThen(h.env, p, cmd.Topics, func() {
+			if h.settle(s, ackID) {
+				h.answer(p, ackID, nil)
+			}
+		})
+		if later {
+			h.hold(s, ackID)
+		}
+		return perr, later
 	case codec.CmdUnsubscribe:
 		s.sess.Unsubscribe(h.env, cmd.Topics)
-		return nil
+		return nil, false
 	default: // codec.CmdPublish
-		return s.sess.Publish(h.env, cmd.Topic, cmd.Data)
+		later, perr := s.sess.PublishThen(h.env, cmd.Topic, cmd.Data, func(offset uint64, epoch string, perr *codec.ProtoError) {
+			switch {
+			case !h.settle(s, ackID) || !p.Open():
+			case perr != nil:
+				h.answer(p, ackID, perr)
+			case ackID >= 0:
+				h.send(p, codec.AppendSIOPublishAck(h.buf[:0], "/", ackID, offset, epoch))
+			}
+		})
+		if later {
+			h.hold(s, ackID)
+		}
+		return perr, later
 	}
+}
+
+// hold records that the event ackID of s will be answered later. Without
+// an ack id there is nothing to keep: only a failure would be told then
+// (as an error event), and settle lets it through.
+func (h *handler) hold(s *socket, ackID int64) {
+	if ackID < 0 {
+		return
+	}
+	if h.held == nil {
+		h.held = make(map[*socket][]int64)
+	}
+	h.held[s] = append(h.held[s], ackID)
+}
+
+// settle takes the held answer ackID of s, and reports whether it is still
+// to be sent: false when the session closed or moved to another loop
+// meanwhile (release answered it then).
+func (h *handler) settle(s *socket, ackID int64) bool {
+	if ackID < 0 {
+		return true
+	}
+	ids := h.held[s]
+	i := slices.Index(ids, ackID)
+	if i < 0 {
+		return false
+	}
+	if ids = slices.Delete(ids, i, i+1); len(ids) == 0 {
+		delete(h.held, s)
+	} else {
+		h.held[s] = ids
+	}
+	return true
+}
+
+// forget drops what s had held: its session ended.
+func (h *handler) forget(s *socket) {
+	delete(h.held, s)
+}
+
+// answerHeld answers, now, every event of s whose answer was held, with
+// {"ok":true}: s's session is about to move to another loop, where the
+// held answers could not follow it. Its subscriptions are made (the new
+// loop subscribes them again), and its publishes are in NATS's hands; an
+// ack then carries no offset. A rare case: the client upgraded to
+// WebSocket within the moment the answer waited.
+func (h *handler) answerHeld(p session.Peer, s *socket) {
+	for _, id := range h.held[s] {
+		h.answer(p, id, nil)
+	}
+	delete(h.held, s)
 }
 
 // binaryEvent refuses a BINARY_EVENT with bad_request, answering its ack id

@@ -390,6 +390,9 @@ func (eng *engine) detach(c *conn.Conn) (moveState, bool) {
 	if now := eng.ep.loop.Now(); !st.connected && eng.sock.deadline > now {
 		st.connectLeft = eng.sock.deadline - now
 	}
+	// Answers still to come would be sent on this loop, which the session
+	// leaves: send them now, ahead of the queue handed over.
+	eng.ep.h.answerHeld(eng, &eng.sock)
 	return st, true
 }
 
@@ -426,6 +429,7 @@ func (e *endpoint) attach(c *conn.Conn, old *engine, st moveState, ok bool) {
 		if alive {
 			old.flags = eGone
 			old.sock.sess.Closed(owner.h.env)
+			owner.h.forget(&old.sock)
 		}
 		owner.on(e, func() { eng.finishMove(c, out, alive) })
 	})

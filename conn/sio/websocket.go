@@ -77,6 +77,7 @@ func (h wsHandler) Closed(c *conn.Conn) {
 	s := &c.Proto().(*wsConn).sock
 	h.keep(s)
 	s.sess.Closed(h.env)
+	h.forget(s)
 }
 
 // Message implements ws.Handler: one Engine.IO packet per text frame. Every

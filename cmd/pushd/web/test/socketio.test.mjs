@@ -352,3 +352,30 @@ for (const transports of [["websocket"], ["polling"]]) {
     assert.equal(await p.metric('pushd_sio_recoveries_total{result="recovered"}'), 1);
   });
 }
+
+for (const transports of [["websocket"], ["polling"]]) {
+  test(`durable topics over ${transports}: acks as v1's replies (subscribed when followed, published with the position)`, async (t) => {
+    if (!pushdHas("history")) {
+      t.skip("this pushd has no --history");
+      return;
+    }
+    const p = await startPushd(["--history", "dur.>:100", "--client-publish"]);
+    const s = connect(p, { transports });
+    await once(s, "connect");
+    const got = [];
+    s.on("message", (m, id) => got.push({ data: m.data, id }));
+    // Each topic is new to the node: the ack comes once the node follows
+    // its history, so the publish right after it reaches the client.
+    for (let i = 0; i < 5; i++) {
+      assert.deepEqual(await s.emitWithAck("subscribe", [`dur.t${i}`]), { ok: true });
+      await p.publish(`dur.t${i}`, i);
+    }
+    await waitFor("five pushes", () => got.length === 5);
+    assert.deepEqual(got.map((m) => m.data), [0, 1, 2, 3, 4]);
+    const ack = await s.emitWithAck("publish", { topic: "dur.t0", data: "mine" });
+    assert.equal(ack.ok, true);
+    assert.ok(Number.isInteger(ack.offset) && ack.offset > 0, `offset in ${JSON.stringify(ack)}`);
+    await waitFor("the client's own push", () => got.length === 6);
+    assert.deepEqual(got[5], { data: "mine", id: `dur.t0:${ack.epoch}:${ack.offset}` });
+  });
+}
