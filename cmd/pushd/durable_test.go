@@ -108,7 +108,8 @@ func TestDurableResume(t *testing.T) {
 
 // TestDurableSubscribeAgain: a subscribe to a durable topic the
 // connection already has is answered ok (subscribe is idempotent), later
-// commands are answered, and a push arrives once.
+// commands are answered, and a push arrives once; with since, the topic
+// it has is resumed again from that position.
 func TestDurableSubscribeAgain(t *testing.T) {
 	n := durableNode(t)
 	c := dial(t, n.wsURL())
@@ -122,7 +123,14 @@ func TestDurableSubscribeAgain(t *testing.T) {
 			t.Fatalf("reply to %s: %+v", cmd, r)
 		}
 	}
-	c.checkPushes("user.7", publishN(t, n, "user.7", 0, 2), 0)
+	offs := publishN(t, n, "user.7", 0, 3)
+	last := c.checkPushes("user.7", offs, 0)
+	r := c.command(fmt.Sprintf(`{"id":5,"type":"subscribe","topics":["user.7"],"since":{"user.7":{"offset":%d,"epoch":%q}}}`, offs[0], last.Epoch))
+	if r.Type != "ok" || !r.Recovered["user.7"] {
+		t.Fatalf("resuming again: %+v", r)
+	}
+	c.checkPushes("user.7", offs[1:], 1)
+	c.checkPushes("user.7", publishN(t, n, "user.7", 3, 1), 3)
 	c.expectNothing(100 * time.Millisecond)
 }
 
