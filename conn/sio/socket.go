@@ -262,19 +262,22 @@ func (h *handler) run(p session.Peer, s *socket, data []byte, ackID int64, allow
 	}
 	switch cmd.Type {
 	case codec.CmdSubscribe:
+		// Held first, so that done finds it whenever it runs.
+		h.hold(s, ackID)
 		later, perr := s.sess.SubscribeThen(h.env, p, cmd.Topics, func() {
 			if h.settle(s, ackID) {
 				h.answer(p, ackID, nil)
 			}
 		})
-		if later {
-			h.hold(s, ackID)
+		if !later {
+			h.settle(s, ackID)
 		}
 		return perr, later
 	case codec.CmdUnsubscribe:
 		s.sess.Unsubscribe(h.env, cmd.Topics)
 		return nil, false
 	default: // codec.CmdPublish
+		h.hold(s, ackID)
 		later, perr := s.sess.PublishThen(h.env, cmd.Topic, cmd.Data, func(offset uint64, epoch string, perr *codec.ProtoError) {
 			switch {
 			case !h.settle(s, ackID) || !p.Open():
@@ -284,8 +287,8 @@ func (h *handler) run(p session.Peer, s *socket, data []byte, ackID int64, allow
 				h.send(p, codec.AppendSIOPublishAck(h.buf[:0], "/", ackID, offset, epoch))
 			}
 		})
-		if later {
-			h.hold(s, ackID)
+		if !later {
+			h.settle(s, ackID)
 		}
 		return perr, later
 	}
