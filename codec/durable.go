@@ -28,6 +28,13 @@ const (
 	DefaultHistoryLimit = 100
 )
 
+// MaxHistoryBytes bounds the payload bytes of one history reply (the
+// history command's and GET /v1/history's), well under the default
+// outbound cap (1 MiB) so a reply never makes its own connection a slow
+// consumer; past it the reply is cut short with "more":true (at least one
+// message is always sent).
+const MaxHistoryBytes = 256 << 10
+
 // Reasons a subscription with a position was not recovered: the "reasons"
 // of a subscribe ok (docs/protocol.md §3).
 const (

@@ -286,6 +286,20 @@ type HistoryPage struct {
 	Trimmed bool
 }
 
+// Cut returns the page cut after the messages whose payloads first reach
+// maxBytes (with More set), keeping at least one message, so that one
+// reply stays well under a connection's outbound cap. Pure.
+func (p HistoryPage) Cut(maxBytes int) HistoryPage {
+	size := 0
+	for i, m := range p.Messages {
+		if size += len(m.Data); size > maxBytes && i > 0 {
+			p.Messages, p.More = p.Messages[:i], true
+			break
+		}
+	}
+	return p
+}
+
 // History reads the stored messages of a durable topic after since (from
 // the oldest when since.Offset is 0), at most limit of them (0: the
 // codec.DefaultHistoryLimit; at most codec.MaxHistoryLimit), from this

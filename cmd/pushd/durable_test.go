@@ -467,3 +467,62 @@ func TestDurableSSEResume(t *testing.T) {
 		t.Fatalf("live push %+v", m)
 	}
 }
+
+// TestDurableIDPerTopic: an idempotency id belongs to its topic: the same
+// id on another topic of the same history pattern is another message,
+// stored and delivered (JetStream deduplicates per stream, and one stream
+// keeps every topic of the pattern).
+func TestDurableIDPerTopic(t *testing.T) {
+	n := durableNode(t)
+	c := dial(t, n.wsURL())
+	if r := c.command(`{"id":1,"type":"subscribe","topics":["user.b"]}`); r.Type != "ok" {
+		t.Fatal(r)
+	}
+	if code, b := publishHTTP(t, n, `{"topic":"user.a","data":"for a","id":"order-1"}`); code != 200 {
+		t.Fatal(code, b)
+	}
+	code, b := publishHTTP(t, n, `{"topic":"user.b","data":"for b","id":"order-1"}`)
+	if code != 200 || strings.Contains(b, `"duplicate":true`) {
+		t.Fatalf("the same id on another topic: %d %s", code, b)
+	}
+	if m := c.readPush(); m.Topic != "user.b" || string(m.Data) != `"for b"` {
+		t.Fatalf("push %+v", m)
+	}
+	// A retry on the same topic is still a duplicate; with the topics
+	// form the id applies to each topic.
+	if code, b := publishHTTP(t, n, `{"topic":"user.b","data":"for b","id":"order-1"}`); code != 200 || !strings.Contains(b, `"duplicate":true`) {
+		t.Fatalf("retry: %d %s", code, b)
+	}
+	for range 2 {
+		code, b := publishHTTP(t, n, `{"topics":["user.c","user.b"],"data":"both","id":"order-2"}`)
+		if code != 200 {
+			t.Fatalf("topics form: %d %s", code, b)
+		}
+	}
+	if m := c.readPush(); string(m.Data) != `"both"` {
+		t.Fatalf("push %+v", m)
+	}
+	c.expectNothing(200 * time.Millisecond)
+}
+
+// TestDurableHistoryCutOverHTTP: GET /v1/history is cut at 256 KiB of
+// payloads like the history command, with "more".
+func TestDurableHistoryCutOverHTTP(t *testing.T) {
+	n := durableNode(t)
+	big := strings.Repeat("x", 100<<10)
+	for i := range 5 {
+		if code, b := publishHTTP(t, n, fmt.Sprintf(`{"topic":"user.big","data":"%d%s"}`, i, big)); code != 200 {
+			t.Fatal(code, b)
+		}
+	}
+	c := dial(t, n.wsURL())
+	h := c.command(`{"id":1,"type":"history","topic":"user.big"}`)
+	code, body := getHistory(t, n, "topic=user.big")
+	var page msg
+	if err := json.Unmarshal([]byte(body), &page); err != nil || code != 200 {
+		t.Fatalf("GET /v1/history: %d %v", code, err)
+	}
+	if len(h.Messages) != 2 || !h.More || len(page.Messages) != 2 || !page.More {
+		t.Fatalf("history command: %d messages more=%v; GET /v1/history: %d messages more=%v", len(h.Messages), h.More, len(page.Messages), page.More)
+	}
+}

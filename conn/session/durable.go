@@ -35,12 +35,6 @@ const (
 	maxDeferredBytes = 256 << 10
 )
 
-// maxHistoryReply bounds the payload bytes of one history reply, well
-// under the default outbound cap (1 MiB) so a reply never makes its own
-// connection a slow consumer; past it the reply is cut short with
-// "more":true (at least one message is always sent).
-const maxHistoryReply = 256 << 10
-
 // keep adds a command that arrived while another waits.
 func (d *deferred) keep(e *Env, text bool, msg []byte, allowed bool) {
 	if allowed && (len(d.cmds) >= maxDeferred || d.bytes+len(msg) > maxDeferredBytes) {
@@ -212,15 +206,8 @@ func (s *Session) history(e *Env, p Peer, cmd *codec.Command) *codec.ProtoError 
 		case err != nil:
 			e.replyError(p, id, historyError(err))
 		default:
-			msgs, more := page.Messages, page.More
-			size := 0
-			for i, m := range msgs {
-				if size += len(m.Data); size > maxHistoryReply && i > 0 {
-					msgs, more = msgs[:i], true
-					break
-				}
-			}
-			e.send(p, codec.AppendHistoryOK(e.buf(), id, page.Epoch, msgs, more, page.Trimmed))
+			page = page.Cut(codec.MaxHistoryBytes)
+			e.send(p, codec.AppendHistoryOK(e.buf(), id, page.Epoch, page.Messages, page.More, page.Trimmed))
 		}
 		s.answered(e, p)
 	})

@@ -119,8 +119,9 @@ type Outgoing struct {
 	Topic string
 	Data  []byte
 	// ID, when set, makes a retried publish idempotent on a bus that
-	// deduplicates (a message with the same ID within the bus's window is
-	// stored once). Ignored where the bus keeps no history.
+	// deduplicates (a message with the same Topic and ID within the bus's
+	// window is stored once; the same ID on another topic is another
+	// message). Ignored where the bus keeps no history.
 	ID string
 }
 

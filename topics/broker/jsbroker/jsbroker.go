@@ -464,7 +464,10 @@ func (b *Broker) publishDurable(ctx context.Context, st *stream, m broker.Outgoi
 		jetstream.WithRetryWait(100 * time.Millisecond),
 	}
 	if m.ID != "" {
-		opts = append(opts, jetstream.WithMsgID(m.ID))
+		// JetStream deduplicates per stream, and a stream keeps every
+		// topic of its pattern: the id is the client's per topic. A topic
+		// never holds ':', so "<topic>:<id>" never collides.
+		opts = append(opts, jetstream.WithMsgID(m.Topic+":"+m.ID))
 	}
 	pa, err := b.js.PublishMsg(ctx, msg, opts...)
 	if err != nil {

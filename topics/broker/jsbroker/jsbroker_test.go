@@ -315,6 +315,14 @@ func TestPublishWait(t *testing.T) {
 	if err != nil || len(res.Messages) != 2 {
 		t.Fatalf("history after duplicate: %+v %v", res, err)
 	}
+	// The same ID on another topic of the pattern is another message.
+	other, err := b.PublishWait(ctx, []broker.Outgoing{{Topic: "user.2", Data: []byte("d"), ID: "m1"}})
+	if err != nil || other[0].Duplicate || other[0].Offset != 3 {
+		t.Fatalf("the same ID on another topic: %+v %v", other, err)
+	}
+	if res, err := b.History(ctx, broker.HistoryRequest{Topic: "user.2"}); err != nil || len(res.Messages) != 1 {
+		t.Fatalf("history of the other topic: %+v %v", res, err)
+	}
 	big := make([]byte, nc.MaxPayload()+1)
 	if _, err := b.PublishWait(ctx, []broker.Outgoing{{Topic: "user.1", Data: big}}); !errors.Is(err, broker.ErrTooLarge) {
 		t.Fatalf("oversized publish: %v", err)

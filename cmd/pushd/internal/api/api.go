@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/pushd/pushd/codec"
 	"github.com/pushd/pushd/conn/auth"
@@ -121,6 +122,11 @@ func (a *API) Handler() http.Handler {
 	return mux
 }
 
+// MaxIDLen is the longest idempotency id a publish may carry: it travels
+// as a NATS header, whose size is bounded, so a longer one could never be
+// published, and a 503 would invite retries forever.
+const MaxIDLen = 1024
+
 // publishRequest is the body of POST /v1/publish. Exactly one form is used:
 //
 //	{"topic":"t","data":…}            one message to one topic
@@ -188,13 +194,21 @@ func (a *API) handlePublish(w http.ResponseWriter, r *http.Request) {
 		Error(w, http.StatusBadRequest, codec.CodeBadRequest, "reading body: "+err.Error())
 		return
 	}
+	// JSON is UTF-8 (RFC 8259 §8.1); encoding/json would let invalid
+	// bytes through into data, which then could not arrive as sent.
+	if !utf8.Valid(body) {
+		Error(w, http.StatusBadRequest, codec.CodeBadJSON, "body is not valid UTF-8")
+		return
+	}
 	var req publishRequest
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(&req); err != nil {
 		Error(w, http.StatusBadRequest, codec.CodeBadJSON, "body is not valid JSON: "+err.Error())
 		return
 	}
-	if dec.More() {
+	// Only white space may follow: Decoder.More alone misses a stray
+	// ']' or '}'.
+	if rest := bytes.TrimSpace(body[dec.InputOffset():]); len(rest) > 0 {
 		Error(w, http.StatusBadRequest, codec.CodeBadJSON, "trailing data after the JSON body")
 		return
 	}
@@ -206,6 +220,10 @@ func (a *API) handlePublish(w http.ResponseWriter, r *http.Request) {
 	for i, m := range msgs {
 		if err := codec.ValidTopic(m.Topic); err != nil {
 			Error(w, http.StatusBadRequest, codec.CodeInvalidTopic, fmt.Sprintf("message %d: %v", i, err))
+			return
+		}
+		if len(m.ID) > MaxIDLen {
+			Error(w, http.StatusBadRequest, codec.CodeBadRequest, fmt.Sprintf("message %d: id longer than %d bytes", i, MaxIDLen))
 			return
 		}
 	}
@@ -333,6 +351,7 @@ func (a *API) handleHistory(w http.ResponseWriter, r *http.Request) {
 		Error(w, http.StatusServiceUnavailable, codec.CodeUnavailable, err.Error())
 		return
 	}
+	page = page.Cut(codec.MaxHistoryBytes)
 	w.Header().Set("Content-Type", "application/json")
 	b := codec.AppendHistoryOK(nil, nil, page.Epoch, page.Messages, page.More, page.Trimmed)
 	_, _ = w.Write(append(b, '\n'))
@@ -377,7 +396,7 @@ func (req *publishRequest) messages() ([]broker.Outgoing, error) {
 		}
 		out := make([]broker.Outgoing, len(req.Topics))
 		for i, t := range req.Topics {
-			out[i] = broker.Outgoing{Topic: t, Data: req.Data}
+			out[i] = broker.Outgoing{Topic: t, Data: req.Data, ID: req.ID}
 		}
 		return out, nil
 	}
