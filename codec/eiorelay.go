@@ -19,6 +19,9 @@ import (
 //	P<body>    a POST with its Engine.IO payload
 //	R          to a Socket.IO pid's mailbox: the state its session left
 //	           for connection state recovery (taken: asked once)
+//	X          the client dropped a poll relayed to this session before
+//	           its answer reached it: the session ends, as with a held
+//	           poll dropped on the owner (answered K)
 //
 // A reply is one kind byte, then its data:
 //
@@ -37,6 +40,7 @@ const (
 	EIORelayPoll    byte = 'G'
 	EIORelayPost    byte = 'P'
 	EIORelayRecover byte = 'R'
+	EIORelayDropped byte = 'X'
 )
 
 // Relay reply kinds.
@@ -90,16 +94,16 @@ func AppendEIORelayRequest(dst []byte, op byte, body []byte) []byte {
 }
 
 // ParseEIORelayRequest splits a relay request into its op and body (nil
-// for a poll or a recovery, the rest of p, aliasing it, for a POST). A
-// poll or recovery with bytes after its op, an unknown op or an empty p is
-// ErrEIORelay. It does not
+// for a poll, a recovery or a dropped poll, the rest of p, aliasing it,
+// for a POST). Any of those three with bytes after its op, an unknown op
+// or an empty p is ErrEIORelay. It does not
 // allocate. Pure; any goroutine.
 func ParseEIORelayRequest(p []byte) (op byte, body []byte, err error) {
 	if len(p) == 0 {
 		return 0, nil, ErrEIORelay
 	}
 	switch p[0] {
-	case EIORelayPoll, EIORelayRecover:
+	case EIORelayPoll, EIORelayRecover, EIORelayDropped:
 		if len(p) != 1 {
 			return 0, nil, ErrEIORelay
 		}

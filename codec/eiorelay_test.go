@@ -20,7 +20,9 @@ func TestEIORelayRequest(t *testing.T) {
 		{"P40\x1e3", EIORelayPost, "40\x1e3", nil},
 		{"", 0, "", ErrEIORelay},
 		{"Gx", 0, "", ErrEIORelay},
-		{"X", 0, "", ErrEIORelay},
+		{"X", EIORelayDropped, "", nil},
+		{"Xx", 0, "", ErrEIORelay},
+		{"Z", 0, "", ErrEIORelay},
 		{"g", 0, "", ErrEIORelay},
 	} {
 		op, body, err := ParseEIORelayRequest([]byte(tt.in))

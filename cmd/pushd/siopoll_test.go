@@ -372,3 +372,82 @@ func TestSocketIOTwoNodes(t *testing.T) {
 		}, "socketio-cluster.test.mjs")
 	})
 }
+
+// rawPoll sends a poll for sid to addr on a new TCP connection, which it
+// returns without reading the answer.
+func rawPoll(t *testing.T, addr, path, sid string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	fmt.Fprintf(c, "GET %s?EIO=4&transport=polling&sid=%s HTTP/1.1\r\nHost: x\r\n\r\n", path, sid)
+	return c
+}
+
+// ended checks that the client's session is over: its next poll gets the
+// close packet, or 400 "Session ID unknown" once the session is gone.
+func (p *pollClient) ended() {
+	p.t.Helper()
+	code, body, _ := p.do("GET", "")
+	if !(code == 200 && body == "1") && !(code == 400 && strings.Contains(body, `"code":1`)) {
+		p.t.Fatalf("the next poll got %d %q, want the close packet or an unknown sid", code, body)
+	}
+}
+
+// A client that drops a poll held for its session on another node (or
+// another loop): the owner may have taken packets for it, so the session
+// ends, as when a poll held on the owner is dropped, and the client
+// reconnects. Before, the session lived on and the next push vanished
+// into the dropped poll's answer.
+func TestSocketIODroppedRelayedPoll(t *testing.T) {
+	t.Run("another node", func(t *testing.T) {
+		a, b, _ := startCluster(t)
+		p := newPollClient(t, a.srv.Addr(), a.cfg.SIOPath, false)
+		p.handshake()
+		p.post(`420["subscribe",["news"]]`)
+		if got := p.get(); got != `430[{"ok":true}]` {
+			t.Fatalf("subscribe: %q", got)
+		}
+		held := rawPoll(t, b.srv.Addr(), b.cfg.SIOPath, p.sid)
+		waitFor(t, "the poll to be held on the owner", func() bool { return a.sioMet.RelayServed.Load() == 1 })
+		held.Close()
+		// A push now went, before the fix, into the dropped poll's answer.
+		publishHTTP(t, a, `{"topic":"news","data":"after"}`)
+		p.ended()
+	})
+	t.Run("another loop", func(t *testing.T) {
+		n := testNode(t)
+		p := newPollClient(t, n.srv.Addr(), n.cfg.SIOPath, false)
+		p.handshake()
+		p.post(`420["subscribe",["news"]]`)
+		if got := p.get(); got != `430[{"ok":true}]` {
+			t.Fatalf("subscribe: %q", got)
+		}
+		// Connections are spread over the node's two loops: find one
+		// whose poll is relayed to the session's loop. A poll held on
+		// the owner itself is answered by a push and read.
+		for i := 0; ; i++ {
+			if i == 20 {
+				t.Fatal("no poll was relayed to the other loop in 20 connections")
+			}
+			before := n.sioMet.Relayed.Load()
+			c := rawPoll(t, n.srv.Addr(), n.cfg.SIOPath, p.sid)
+			time.Sleep(50 * time.Millisecond)
+			if n.sioMet.Relayed.Load() > before {
+				c.Close()
+				break
+			}
+			publishHTTP(t, n, `{"topic":"news","data":"filler"}`)
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			b := make([]byte, 4096)
+			if k, _ := c.Read(b); !strings.Contains(string(b[:k]), "filler") {
+				t.Fatalf("a poll held on the owner got %q", b[:k])
+			}
+			c.Close()
+		}
+		publishHTTP(t, n, `{"topic":"news","data":"after"}`)
+		p.ended()
+	})
+}

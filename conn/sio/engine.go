@@ -348,6 +348,21 @@ func (e *engine) poll(w waiter) {
 	}
 }
 
+// pollDropped ends a polling session whose client dropped a poll relayed
+// to it from another loop or node (fwd.Closed): the answer, if one was
+// sent, went nowhere, so the session must not go on as if it had been
+// read. As heldPoll.Closed for a poll held here. A session on its way to
+// WebSocket (or on it) is left alone: its paused poll gets at most a noop.
+func (e *engine) pollDropped() {
+	if e.ws != nil || e.flags&(eClosing|eGone|eUpgrading) != 0 {
+		return
+	}
+	if e.wait.reply != nil {
+		e.wait = waiter{}
+	}
+	e.Close(codec.StatusAbnormal, "poll connection closed")
+}
+
 // overlap ends a session whose client polled twice at once: Engine.IO's
 // close packet answers the poll that was waiting, without a DISCONNECT
 // (the reference server closes such a session as a transport error, which

@@ -64,8 +64,13 @@ func (e *endpoint) serveLocal(c *conn.Conn, eng *engine, op byte, origin string,
 // sends the relay reply (a payload, "ok" or an error) exactly once, now or
 // when packets come.
 func (eng *engine) serveRelay(op byte, body []byte, reply func([]byte)) {
-	if op == codec.EIORelayPoll {
+	switch op {
+	case codec.EIORelayPoll:
 		eng.poll(waiter{reply: reply})
+		return
+	case codec.EIORelayDropped:
+		eng.pollDropped()
+		reply(codec.AppendEIORelayOK(nil))
 		return
 	}
 	if code := eng.post(body); code >= 0 {
@@ -82,11 +87,15 @@ func (eng *engine) serveRelay(op byte, body []byte, reply func([]byte)) {
 type fwd struct {
 	ep     *endpoint
 	origin string
+	op     byte    // the request's: codec.EIORelayPoll or EIORelayPost
+	eng    *engine // the session, when another loop of this node has it
+	sid    string  // the session's mailbox, when another node has it
 }
 
-// hold holds c's request for a relay and returns the fwd that answers it.
-func (e *endpoint) hold(c *conn.Conn, origin string) *fwd {
-	f := &fwd{ep: e, origin: strings.Clone(origin)}
+// hold holds c's request (op) for a relay and returns the fwd that
+// answers it.
+func (e *endpoint) hold(c *conn.Conn, origin string, op byte) *fwd {
+	f := &fwd{ep: e, origin: strings.Clone(origin), op: op}
 	c.Hold(f)
 	return f
 }
@@ -94,7 +103,8 @@ func (e *endpoint) hold(c *conn.Conn, origin string) *fwd {
 // relayLoop hands a request to the session's loop on this node.
 func (e *endpoint) relayLoop(c *conn.Conn, eng *engine, op byte, origin string, body []byte) {
 	e.shared.metrics.Relayed.Add(1)
-	f := e.hold(c, origin)
+	f := e.hold(c, origin, op)
+	f.eng = eng
 	if op == codec.EIORelayPost {
 		body = slices.Clone(body) // it aliases the connection's input buffer
 	}
@@ -117,7 +127,8 @@ func (e *endpoint) relayLoop(c *conn.Conn, eng *engine, op byte, origin string, 
 func (e *endpoint) forward(c *conn.Conn, sid string, op byte, origin string, body []byte) {
 	m := e.shared.metrics
 	m.Forwarded.Add(1)
-	f := e.hold(c, origin)
+	f := e.hold(c, origin, op)
+	f.sid = sid
 	req := codec.AppendEIORelayRequest(make([]byte, 0, 1+len(body)), op, body)
 	err := e.shared.relay.Request(sid, req, e.shared.cfg.RelayTimeout, func(reply []byte, err error) {
 		_ = e.loop.Execute(func() { f.answer(c, reply, err) })
@@ -180,8 +191,27 @@ func (f *fwd) Close(c *conn.Conn, _ codec.StatusCode, _ string) {
 func (f *fwd) SlowConsumer(c *conn.Conn) { c.CloseTransport() }
 
 // Closed implements conn.Proto: the client left; the answer, when it
-// comes, is dropped.
-func (f *fwd) Closed(*conn.Conn) {}
+// comes, is dropped. For a poll, the owner may already have taken packets
+// out of the session's queue for it, which would now be lost while the
+// session goes on: the owner is told (pollDropped), and ends the session
+// as it does when a poll held there is dropped, so the client reconnects
+// (and may recover). A POST's packets were handled; only its "ok" is lost.
+func (f *fwd) Closed(*conn.Conn) {
+	if f.op != codec.EIORelayPoll {
+		return
+	}
+	e := f.ep
+	switch {
+	case f.eng != nil:
+		eng := f.eng
+		_ = eng.ep.loop.Execute(func() {
+			eng.pollDropped()
+			eng.ep.flushReady()
+		})
+	case e.shared.relay != nil:
+		_ = e.shared.relay.Request(f.sid, []byte{codec.EIORelayDropped}, e.shared.cfg.RelayTimeout, func([]byte, error) {})
+	}
+}
 
 // mailHandler returns the handler of the session's mailbox: it runs on a
 // broker goroutine, so it hands each request to the session's loop.
