@@ -222,18 +222,50 @@ type Recovery struct {
 	Reason    string // "" when Recovered
 }
 
-// AppendSubscribeOK appends the success reply to a subscribe that named
-// positions:
-// {"type":"ok","id":<id>,"recovered":{"a":true,"b":false},"reasons":{"b":"trimmed"}}.
-// "reasons" is left out when every topic recovered; with no recoveries at
-// all the reply is AppendOK's. It does not allocate when dst has room.
-// Pure; safe for concurrent use.
-func AppendSubscribeOK(dst []byte, id []byte, recs []Recovery) []byte {
-	if len(recs) == 0 {
-		return AppendOK(dst, id)
-	}
+// Live is where a durable topic's subscription went live without a
+// replay (subscribed without a position, or one that did not recover):
+// every message stored after At reaches it.
+type Live struct {
+	Topic string
+	At    Position
+}
+
+// AppendSubscribeOK appends the success reply to a subscribe:
+// {"type":"ok","id":<id>,"recovered":{"a":true,"b":false},"reasons":{"b":"trimmed"},
+// "positions":{"b":{"offset":N,"epoch":"E"},"c":{…}}}. "recovered" holds
+// the topics that named a position (recs), "reasons" those that did not
+// recover, "positions" the durable topics that went live without a
+// replay (live). Each is left out when empty; with neither recs nor live
+// the reply is AppendOK's. It does not allocate when dst has room. Pure;
+// safe for concurrent use.
+func AppendSubscribeOK(dst []byte, id []byte, recs []Recovery, live []Live) []byte {
 	dst = AppendOK(dst, id)
-	dst = append(dst[:len(dst)-1], `,"recovered":{`...)
+	if len(recs) > 0 {
+		dst = appendRecovered(dst[:len(dst)-1], recs)
+		dst = append(dst, '}')
+	}
+	if len(live) > 0 {
+		dst = append(dst[:len(dst)-1], `,"positions":{`...)
+		for i, l := range live {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendJSONString(dst, l.Topic)
+			dst = append(dst, `:{"offset":`...)
+			dst = strconv.AppendUint(dst, l.At.Offset, 10)
+			dst = append(dst, `,"epoch":`...)
+			dst = appendJSONString(dst, l.At.Epoch)
+			dst = append(dst, '}')
+		}
+		dst = append(dst, "}}"...)
+	}
+	return dst
+}
+
+// appendRecovered appends the "recovered" and "reasons" members of a
+// subscribe's reply, each after a comma.
+func appendRecovered(dst []byte, recs []Recovery) []byte {
+	dst = append(dst, `,"recovered":{`...)
 	failed := false
 	for i, r := range recs {
 		if i > 0 {
@@ -265,7 +297,7 @@ func AppendSubscribeOK(dst []byte, id []byte, recs []Recovery) []byte {
 		}
 		dst = append(dst, '}')
 	}
-	return append(dst, '}')
+	return dst
 }
 
 // HistoryMessage is one stored message in a history reply.

@@ -192,12 +192,36 @@ func TestAppendSubscribeOK(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := AppendSubscribeOK(nil, []byte("1"), tt.recs)
+			got := AppendSubscribeOK(nil, []byte("1"), tt.recs, nil)
 			if string(got) != tt.want {
 				t.Fatalf("got\n%s\nwant\n%s", got, tt.want)
 			}
 			protoDecode(t, got)
 		})
+	}
+}
+
+func TestAppendSubscribeOKPositions(t *testing.T) {
+	live := []Live{{"b", Position{7, "E1"}}, {"c", Position{0, "E2"}}}
+	got := AppendSubscribeOK(nil, []byte(`"s"`), []Recovery{{"a", true, ""}, {"b", false, ReasonTrimmed}}, live)
+	want := `{"type":"ok","id":"s","recovered":{"a":true,"b":false},"reasons":{"b":"trimmed"},` +
+		`"positions":{"b":{"offset":7,"epoch":"E1"},"c":{"offset":0,"epoch":"E2"}}}`
+	if string(got) != want {
+		t.Fatalf("got\n%s\nwant\n%s", got, want)
+	}
+	protoDecode(t, got)
+	got = AppendSubscribeOK(nil, []byte("2"), nil, live[:1])
+	if want := `{"type":"ok","id":2,"positions":{"b":{"offset":7,"epoch":"E1"}}}`; string(got) != want {
+		t.Fatalf("got %s, want %s", got, want)
+	}
+	var reply struct {
+		Positions map[string]struct {
+			Offset uint64 `json:"offset"`
+			Epoch  string `json:"epoch"`
+		} `json:"positions"`
+	}
+	if err := json.Unmarshal(got, &reply); err != nil || reply.Positions["b"].Offset != 7 || reply.Positions["b"].Epoch != "E1" {
+		t.Fatalf("%s decodes as %+v: %v", got, reply, err)
 	}
 }
 
@@ -246,7 +270,7 @@ func TestDurableAllocs(t *testing.T) {
 	id := []byte("3")
 	if n := testing.AllocsPerRun(100, func() {
 		buf = AppendPushAt(buf[:0], "ticker.BTC", 1, 99, "E", data)
-		buf = AppendSubscribeOK(buf[:0], id, recs)
+		buf = AppendSubscribeOK(buf[:0], id, recs, []Live{{"c", Position{5, "E"}}})
 		buf = AppendHistoryOK(buf[:0], id, "E", msgs, false, false)
 		buf = AppendPublishOK(buf[:0], id, 7, "E")
 	}); n != 0 {

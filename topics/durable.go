@@ -179,9 +179,15 @@ func (d *durable) establish(head uint64, epoch string) {
 		d.catchUpLocked(c)
 	}
 	for _, x := range d.joiners {
-		x.st.shard.enqueueControl(x.st, &control{kind: ctlResolve, x: x})
+		x.st.shard.enqueueControl(x.st, &control{kind: ctlResolve, x: x, live: d.livePosition()})
 	}
 	d.joiners = nil
+}
+
+// livePosition is where a subscription that goes live now starts: every
+// message accepted from now on is above it. mu held; established.
+func (d *durable) livePosition() codec.Position {
+	return codec.Position{Offset: d.head, Epoch: d.epoch}
 }
 
 // join makes a Resume subscription without a position live once the node
@@ -191,8 +197,12 @@ func (d *durable) establish(head uint64, epoch string) {
 func (d *durable) join(x *Subscription) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.established || d.closed {
+	if d.closed {
 		x.st.shard.enqueueControl(x.st, &control{kind: ctlResolve, x: x})
+		return
+	}
+	if d.established {
+		x.st.shard.enqueueControl(x.st, &control{kind: ctlResolve, x: x, live: d.livePosition()})
 		return
 	}
 	d.joiners = append(d.joiners, x)
@@ -649,7 +659,13 @@ func (d *durable) joinFront(run []*Message, from uint64, continuous bool) {
 // After it, the subscription gets live messages above pos. mu held.
 func (d *durable) resolve(c *catchUp, reason string, replay []*Message, pos uint64) {
 	rec := codec.Recovery{Topic: d.ts.name, Recovered: reason == "", Reason: reason}
-	c.x.st.shard.enqueueControl(c.x.st, &control{kind: ctlResolve, x: c.x, rec: rec, replay: replay, pos: pos})
+	ctl := &control{kind: ctlResolve, x: c.x, rec: rec, replay: replay, pos: pos}
+	if reason != "" && reason != codec.ReasonUnavailable && pos != 0 {
+		// Not recovered, live after pos: where the client stands now.
+		// (Unavailable is worth a retry from the client's own position.)
+		ctl.live = codec.Position{Offset: pos, Epoch: d.epoch}
+	}
+	c.x.st.shard.enqueueControl(c.x.st, ctl)
 }
 
 // close ends the state when the period of interest ends: the cache is

@@ -68,6 +68,7 @@ type control struct {
 	rec    codec.Recovery // ctlResolve: the outcome
 	replay []*Message     // ctlResolve: one reference each, owned by the item
 	pos    uint64         // ctlResolve: deliver only live messages above this offset
+	live   codec.Position // ctlResolve: where it goes live without a replay (Offset 0: unknown)
 	reason string         // ctlLoss
 	fn     func()         // ctlFunc
 }
@@ -122,10 +123,11 @@ type pending struct {
 	recIdx   int  // index of its Recovery in batch.recs; -1 without a position
 	skip     bool // until resolved: drop live messages (the replay will hold them)
 	resolved bool
-	lost     string     // a loss the subscription must be told of once it goes live
-	pos      uint64     // from the outcome
-	replay   []*Message // from the outcome; one reference each
-	held     []*Message // live messages after the outcome; one reference each
+	lost     string         // a loss the subscription must be told of once it goes live
+	pos      uint64         // from the outcome
+	live     codec.Position // from the outcome: see Shard.LiveAt
+	replay   []*Message     // from the outcome; one reference each
+	held     []*Message     // live messages after the outcome; one reference each
 }
 
 // resumeBatch is one Resume call: its subscriptions get live messages only
@@ -264,6 +266,24 @@ func (s *Shard) Resume(sub Subscriber, wants []Want, done func([]codec.Recovery)
 		}
 	}
 	return xs, nil
+}
+
+// LiveAt reports, while the done of the Resume that made x runs, where a
+// durable subscription of it went live without a replay: every message
+// stored after that position reaches x (the subscribe's reply can tell
+// the client where it stands, to resume from there later). ok is false
+// for a topic that recovered (its position is the one it resumed from), a
+// topic without history, an outcome that came without one (the history
+// unavailable), and outside done. Loop goroutine only.
+func (s *Shard) LiveAt(x *Subscription) (pos codec.Position, ok bool) {
+	if x == nil || !x.ext {
+		return codec.Position{}, false
+	}
+	w := s.ext[x].wait
+	if w == nil || !w.resolved || w.live.Offset == 0 && w.live.Epoch == "" {
+		return codec.Position{}, false
+	}
+	return w.live, true
 }
 
 // Defer runs fn on the loop goroutine later, after everything already in
@@ -687,7 +707,7 @@ func (s *Shard) control(st *shardTopic, c *control) int64 {
 			return 0
 		}
 		w.resolved, w.skip = true, false
-		w.replay, w.pos = c.replay, c.pos
+		w.replay, w.pos, w.live = c.replay, c.pos, c.live
 		if w.recIdx >= 0 {
 			rec := c.rec
 			rec.Topic = x.st.name

@@ -526,3 +526,36 @@ func TestDurableHistoryCutOverHTTP(t *testing.T) {
 		t.Fatalf("history command: %d messages more=%v; GET /v1/history: %d messages more=%v", len(h.Messages), h.More, len(page.Messages), page.More)
 	}
 }
+
+// TestDurablePositions: the ok of a subscribe says where each durable
+// topic went live without a replay, so a client that got no message yet
+// (or whose position did not recover) can still resume: here it leaves
+// before any message, two are published, and it resumes from the
+// position of the ok with both replayed; a resume from another epoch gets
+// recovered:false with the position it is live from.
+func TestDurablePositions(t *testing.T) {
+	n := durableNode(t)
+	publishN(t, n, "user.p", 0, 3) // a history before the client came
+	c := dial(t, n.wsURL())
+	r := c.command(`{"id":1,"type":"subscribe","topics":["user.p","news"]}`)
+	at, ok := r.Positions["user.p"]
+	if r.Type != "ok" || !ok || at.Offset != 3 || at.Epoch == "" || len(r.Positions) != 1 || r.Recovered != nil {
+		t.Fatalf("subscribe reply %+v", r)
+	}
+	c.ws.Close()
+	missed := publishN(t, n, "user.p", 3, 2)
+
+	c2 := dial(t, n.wsURL())
+	r = c2.command(fmt.Sprintf(`{"id":2,"type":"subscribe","topics":["user.p"],"since":{"user.p":{"offset":%d,"epoch":%q}}}`, at.Offset, at.Epoch))
+	if r.Type != "ok" || !r.Recovered["user.p"] || len(r.Positions) != 0 {
+		t.Fatalf("resume reply %+v", r)
+	}
+	c2.checkPushes("user.p", missed, 3)
+
+	c3 := dial(t, n.wsURL())
+	r = c3.command(`{"id":3,"type":"subscribe","topics":["user.p"],"since":{"user.p":{"offset":2,"epoch":"another"}}}`)
+	if at := r.Positions["user.p"]; r.Recovered["user.p"] || r.Reasons["user.p"] != "epoch_changed" || at.Offset != missed[1] || at.Epoch == "" {
+		t.Fatalf("resume from another epoch %+v", r)
+	}
+	c3.checkPushes("user.p", publishN(t, n, "user.p", 5, 1), 5)
+}

@@ -76,10 +76,14 @@ type msg struct {
 	// Durable topics: a subscribe's outcomes, a history reply.
 	Recovered map[string]bool   `json:"recovered"`
 	Reasons   map[string]string `json:"reasons"`
-	Messages  []msg             `json:"messages"`
-	More      bool              `json:"more"`
-	Trimmed   bool              `json:"trimmed"`
-	Error     *struct {
+	Positions map[string]struct {
+		Offset uint64 `json:"offset"`
+		Epoch  string `json:"epoch"`
+	} `json:"positions"`
+	Messages []msg `json:"messages"`
+	More     bool  `json:"more"`
+	Trimmed  bool  `json:"trimmed"`
+	Error    *struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
 	} `json:"error"`

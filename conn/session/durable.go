@@ -110,10 +110,15 @@ func (s *Session) resume(e *Env, p Peer, id []byte, names []string, since map[st
 		return perr
 	}
 	s.wait(e)
-	perr := s.resumeWants(e, p, names, since, func(recs []codec.Recovery) {
+	var mine []*topics.Subscription
+	perr := s.resumeWants(e, p, names, since, &mine, func(recs []codec.Recovery) {
 		// Without an id (StartAt), only outcomes are worth a message.
 		if p.Open() && (id != nil || len(recs) > 0) {
-			e.send(p, codec.AppendSubscribeOK(e.buf(), id, recs))
+			var live []codec.Live
+			if id != nil {
+				live = liveAt(e, mine)
+			}
+			e.send(p, codec.AppendSubscribeOK(e.buf(), id, recs, live))
 		}
 		// The replay is delivered right after this returns: the commands
 		// that waited run after it, so their replies follow it too.
@@ -125,10 +130,25 @@ func (s *Session) resume(e *Env, p Peer, id []byte, names []string, since map[st
 	return perr
 }
 
+// liveAt lists where the durable subscriptions xs went live without a
+// replay (topics.Shard.LiveAt), for the subscribe's reply: the client
+// resumes from there after a reconnect, even if no message came
+// meanwhile. From a Resume's done only.
+func liveAt(e *Env, xs []*topics.Subscription) []codec.Live {
+	var live []codec.Live
+	for _, x := range xs {
+		if at, ok := e.shard.LiveAt(x); ok {
+			live = append(live, codec.Live{Topic: x.Topic(), At: at})
+		}
+	}
+	return live
+}
+
 // resumeWants subscribes names (checked) through topics.Shard.Resume: a
 // topic it already has is resumed again when since names it, and left
-// alone otherwise. done is Resume's.
-func (s *Session) resumeWants(e *Env, p Peer, names []string, since map[string]codec.Position, done func([]codec.Recovery)) *codec.ProtoError {
+// alone otherwise. done is Resume's; the subscriptions made are stored in
+// *made (when not nil) before done can run.
+func (s *Session) resumeWants(e *Env, p Peer, names []string, since map[string]codec.Position, made *[]*topics.Subscription, done func([]codec.Recovery)) *codec.ProtoError {
 	var wants []topics.Want
 	for i, t := range names {
 		if slices.Contains(names[:i], t) {
@@ -150,6 +170,9 @@ func (s *Session) resumeWants(e *Env, p Peer, names []string, since map[string]c
 	xs, err := e.shard.Resume(p, wants, done)
 	if err != nil {
 		return &codec.ProtoError{Code: codec.CodeInternal, Message: "subscribe failed"}
+	}
+	if made != nil {
+		*made = xs // done runs later, on the loop (Shard.Resume)
 	}
 	s.subs = append(s.subs, xs...)
 	return nil
@@ -174,7 +197,7 @@ func (s *Session) SubscribeThen(e *Env, p Peer, names []string, done func()) (la
 	if perr := s.check(e, names, false); perr != nil {
 		return false, perr
 	}
-	if perr := s.resumeWants(e, p, names, nil, func([]codec.Recovery) { done() }); perr != nil {
+	if perr := s.resumeWants(e, p, names, nil, nil, func([]codec.Recovery) { done() }); perr != nil {
 		return false, perr
 	}
 	return true, nil
