@@ -559,3 +559,46 @@ func TestDurablePositions(t *testing.T) {
 	}
 	c3.checkPushes("user.p", publishN(t, n, "user.p", 5, 1), 5)
 }
+
+// TestDurableSSEPersonalResume: an authenticated stream's personal topic
+// resumes from Last-Event-ID like the topics of ?topics= (before, it
+// started live: the messages published while away were lost silently),
+// also when ?topics= names others.
+func TestDurableSSEPersonalResume(t *testing.T) {
+	k := newKeys(t)
+	n := durableNode(t, "--jwt-secret-files", k.secretFile)
+	tok := k.hs(t, claims("fay", time.Now().Add(time.Hour)))
+	s := dialSSE(t, n, "/sse?token="+tok)
+	if m := s.read(); m.Type != "welcome" {
+		t.Fatalf("first %+v", m)
+	}
+	waitFor(t, "the history state", func() bool { return n.hub.Stats().DurableTopics == 1 })
+	time.Sleep(100 * time.Millisecond) // the first position lookup (the stream's start does not wait for it)
+	var lastID string
+	for range publishN(t, n, "user.fay", 0, 2) {
+		ev, err := s.next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		lastID = ev.id
+	}
+	s.c.Close()
+	epoch := strings.Split(lastID, ":")[1]
+	for i, query := range []string{"/sse?token=" + tok, "/sse?topics=news.a&token=" + tok} {
+		missed := publishN(t, n, "user.fay", 2+2*i, 2)
+		s2 := dialSSE(t, n, query, "Last-Event-ID: "+lastID)
+		if m := s2.read(); m.Type != "welcome" {
+			t.Fatalf("%s: first %+v", query, m)
+		}
+		if m := s2.read(); m.Type != "ok" || !m.Recovered["user.fay"] || len(m.Recovered) != 1 {
+			t.Fatalf("%s: %+v, want user.fay recovered", query, m)
+		}
+		for j, off := range missed {
+			if m := s2.read(); m.Offset != off || string(m.Data) != fmt.Sprintf(`{"n":%d}`, 2+2*i+j) {
+				t.Fatalf("%s: replayed %d: %+v", query, j, m)
+			}
+		}
+		lastID = fmt.Sprintf("user.fay:%s:%d", epoch, missed[1])
+		s2.c.Close()
+	}
+}

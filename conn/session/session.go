@@ -132,28 +132,58 @@ func (s *Session) Start(e *Env, p Peer, id Identity, rawQuery string) (expires u
 }
 
 // StartAt is Start for a client that reconnects naming a position in one
-// history (SSE's Last-Event-ID): the topics of rawQuery that keep a
-// history resume after pos (a topic whose history has another epoch gets
-// epoch_changed and starts live, like the topics without history). When
-// the outcomes are known, an ok without id carries "recovered" and
-// "reasons" (docs/protocol.md §3a), before any replayed message. Errors go
-// to the client as error messages without an id.
+// history (SSE's Last-Event-ID): the topics of rawQuery and the personal
+// topic that keep a history resume after pos (a topic whose history has
+// another epoch gets epoch_changed and starts live, like the topics
+// without history). When the outcomes are known, an ok without id carries
+// "recovered" and "reasons" (docs/protocol.md §3a), before any replayed
+// message. Errors go to the client as error messages without an id; as
+// with Start, a refused rawQuery does not keep the personal topic from
+// being subscribed.
 func (s *Session) StartAt(e *Env, p Peer, id Identity, rawQuery string, pos codec.Position) (expires uint64) {
-	expires = s.Start(e, p, id, "")
-	if rawQuery == "" || !p.Open() {
-		return expires
+	interval := int((e.cfg.PingInterval + time.Second - 1) / time.Second)
+	if !e.send(p, codec.AppendWelcome(e.buf(), nuid.Next(), interval)) {
+		return s.init(e, id)
 	}
-	names, perr := TopicsFromQuery(rawQuery)
-	if perr == nil && len(names) > 0 {
+	expires = s.init(e, id)
+	var names []string
+	if id != nil && e.cfg.PersonalTopic != nil {
+		if t := e.cfg.PersonalTopic(id); t != "" {
+			names = append(names, t)
+		}
+	}
+	personal := len(names)
+	var perr *codec.ProtoError
+	if rawQuery != "" {
+		var q []string
+		if q, perr = TopicsFromQuery(rawQuery); perr == nil && len(q) > 0 {
+			// All or nothing, as Start's subscribe: checked apart from
+			// the personal topic, which the token need not allow.
+			if perr = s.check(e, q, false); perr == nil {
+				names = append(names, q...)
+			}
+		}
+	}
+	if personal > 0 && len(names) > e.cfg.MaxTopicsPerCommand {
+		// One more than a command may name: the personal topic starts
+		// live, as with Start, and the others resume.
+		if err := s.subscribe(e, p, names[:personal], true); err != nil {
+			e.replyError(p, nil, err)
+		}
+		names = names[personal:]
+	}
+	if len(names) > 0 && p.Open() {
 		since := make(map[string]codec.Position)
 		for _, t := range names {
 			if codec.ValidTopic(t) == nil && e.shard != nil && e.shard.Hub().Durable(t) {
 				since[t] = pos
 			}
 		}
-		perr = s.resume(e, p, nil, names, since)
+		if rerr := s.resume(e, p, nil, names, since); rerr != nil && perr == nil {
+			perr = rerr
+		}
 	}
-	if perr != nil {
+	if perr != nil && p.Open() {
 		e.replyError(p, nil, perr)
 	}
 	return expires
