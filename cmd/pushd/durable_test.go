@@ -602,3 +602,49 @@ func TestDurableSSEPersonalResume(t *testing.T) {
 		s2.c.Close()
 	}
 }
+
+// historyEpoch reads the current epoch of a durable topic's history.
+func historyEpoch(t *testing.T, n *node, topic string) string {
+	t.Helper()
+	var r struct{ Epoch string }
+	code, body := getHistory(t, n, "topic="+topic)
+	if code != 200 || json.Unmarshal([]byte(body), &r) != nil {
+		t.Fatalf("history: %d %s", code, body)
+	}
+	return r.Epoch
+}
+
+// TestDurablePositionFromAnotherTopic: a position taken from another
+// topic of the same pattern (docs/protocol.md §3a) recovers on a node
+// that does not follow the topic, also when the topic has no message at
+// or before it (its first one came right after it), and for a topic with
+// no message at all resumed from the end of the history. Before, both
+// said trimmed although nothing was lost.
+func TestDurablePositionFromAnotherTopic(t *testing.T) {
+	n := durableNode(t)
+	aOffs := publishN(t, n, "user.a", 0, 3) // offsets 1..3
+	pos := aOffs[2]
+	ep := historyEpoch(t, n, "user.a")
+	cOffs := publishN(t, n, "user.c", 0, 2) // user.c's first messages ever: offsets 4, 5
+
+	code, body := getHistory(t, n, fmt.Sprintf("topic=user.c&since=%d&epoch=%s", pos, ep))
+	var page msg
+	if code != 200 || json.Unmarshal([]byte(body), &page) != nil || page.Trimmed || len(page.Messages) != 2 {
+		t.Errorf("GET /v1/history user.c since %d (user.a's position): %d %s; want both messages, no trimmed", pos, code, body)
+	}
+
+	c := dial(t, n.wsURL())
+	r := c.command(fmt.Sprintf(`{"id":1,"type":"subscribe","topics":["user.c"],"since":{"user.c":{"offset":%d,"epoch":%q}}}`, pos, ep))
+	if !r.Recovered["user.c"] {
+		t.Errorf("resume user.c from user.a's position %d: recovered %v reasons %v; want recovered and offsets %v replayed", pos, r.Recovered, r.Reasons, cOffs)
+	} else {
+		c.checkPushes("user.c", cOffs, 0)
+	}
+
+	// A topic with no message at all, resumed from the head of its pattern.
+	c2 := dial(t, n.wsURL())
+	r = c2.command(fmt.Sprintf(`{"id":1,"type":"subscribe","topics":["user.empty"],"since":{"user.empty":{"offset":%d,"epoch":%q}}}`, cOffs[1], ep))
+	if !r.Recovered["user.empty"] {
+		t.Errorf("resume of an empty topic from the pattern's head: recovered %v reasons %v; want recovered", r.Recovered, r.Reasons)
+	}
+}

@@ -257,10 +257,13 @@ func (b *Broker) history(ctx context.Context, st *stream, topic string, after ui
 // after it (got). Retention removes a subject's oldest messages first, so
 // the answer is yes when the topic still has a message at or before after:
 // the message at after itself (the common case, no request), or an older
-// one (one multi_last request). A position beyond the end of the history
-// is no position of it: no.
+// one (one multi_last request). It is yes too when nothing could have been
+// removed in between: the topic's first stored message right after the
+// position (offsets are shared by the pattern's topics, so a position
+// taken from another topic often is), or no message of any topic after
+// it. A position beyond the end of the history is no position of it: no.
 func (b *Broker) continuous(ctx context.Context, st *stream, subject string, after uint64, got []broker.Message) (bool, error) {
-	if len(got) > 0 && got[0].Offset == after {
+	if len(got) > 0 && (got[0].Offset == after || got[0].Offset == after+1) {
 		return true, nil
 	}
 	if len(got) == 0 {
@@ -279,6 +282,9 @@ func (b *Broker) continuous(ctx context.Context, st *stream, subject string, aft
 		}
 		if after > last {
 			return false, nil
+		}
+		if after == last {
+			return true, nil // nothing of any topic was stored after it
 		}
 	}
 	msgs, _, err := b.directGet(ctx, st, directRequest{MultiLast: []string{subject}, UpToSeq: after}, 1)

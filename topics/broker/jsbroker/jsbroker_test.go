@@ -374,8 +374,12 @@ func TestHistory(t *testing.T) {
 	check(broker.HistoryRequest{Topic: "user.1", After: 3}, []uint64{5, 7, 9, 11, 13}, false, false)
 	// 8 is user.2's, and user.1 still has 7: a position like any other.
 	check(broker.HistoryRequest{Topic: "user.1", After: 8}, []uint64{9, 11, 13}, true, false)
-	// 4 is user.2's, and user.1's messages before it (1, 3) are gone.
-	check(broker.HistoryRequest{Topic: "user.1", After: 4}, []uint64{5, 7, 9, 11, 13}, false, false)
+	// 4 is user.2's, and user.1's messages before it (1, 3) are gone; but
+	// user.1's first stored message is 5, right after it: nothing of
+	// user.1 after 4 can be missing.
+	check(broker.HistoryRequest{Topic: "user.1", After: 4}, []uint64{5, 7, 9, 11, 13}, true, false)
+	// 14 (user.2's) is the end of the history: nothing after it is missing.
+	check(broker.HistoryRequest{Topic: "user.1", After: 14}, nil, true, false)
 	// Beyond the end of the history.
 	check(broker.HistoryRequest{Topic: "user.1", After: 99}, nil, false, false)
 	check(broker.HistoryRequest{Topic: "user.7"}, nil, true, false)
