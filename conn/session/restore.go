@@ -15,9 +15,11 @@ import (
 // topics resume after pos, the position of the last push the client got,
 // as SSE's Last-Event-ID does (StartAt): the topics whose history has pos's
 // epoch recover every message after it, the others start live with
-// ReasonEpochChanged. done runs on the loop with one codec.Recovery per
-// durable topic, in the order of names, before any message of these topics
-// is delivered (topics.Shard.Resume); it must not subscribe or unsubscribe.
+// ReasonEpochChanged; without a position (pos.Epoch empty) every topic
+// starts live. done runs on the loop with one codec.Recovery per durable
+// topic resumed (none without a position), in the order of names, before
+// any message of these topics is delivered (topics.Shard.Resume); it must
+// not subscribe or unsubscribe.
 // On error nothing is subscribed and done never runs. No v1 message is
 // sent: the transport answers in its own protocol.
 func (s *Session) Restore(e *Env, p Peer, id Identity, names []string, pos codec.Position, done func([]codec.Recovery)) *codec.ProtoError {
@@ -35,7 +37,7 @@ func (s *Session) Restore(e *Env, p Peer, id Identity, names []string, pos codec
 			continue
 		}
 		w := topics.Want{Topic: t}
-		if e.shard.Hub().Durable(t) {
+		if pos.Epoch != "" && e.shard.Hub().Durable(t) {
 			at := pos
 			w.Since = &at
 		}

@@ -192,8 +192,13 @@ func (h *handler) recover(p session.Peer, s *socket, id session.Identity, auth c
 		return
 	}
 	m := h.ep.shared.metrics
+	// An offset that does not parse is ignored, as SSE ignores such a
+	// Last-Event-ID: the topics come back, live (not recovered).
 	_, epoch, offset, ok := codec.ParseEventID(auth.Offset)
-	if k == nil || !ok || !k.sameClient(id) {
+	if !ok {
+		epoch, offset = "", 0
+	}
+	if k == nil || !k.sameClient(id) {
 		m.NotRecovered.Add(1)
 		if h.join(p, s, id) {
 			rearm(p)

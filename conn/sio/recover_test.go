@@ -78,6 +78,26 @@ func TestRecoveryVolatile(t *testing.T) {
 	}
 }
 
+// An offset that does not parse is ignored, as SSE ignores such a
+// Last-Event-ID: the session's topics come back, live, under a new pid.
+func TestRecoveryUnparsableOffset(t *testing.T) {
+	nd := newPollNode(t, newTestBus(t), 2, recoveryConfig, Admission{}, session.Config{}, false)
+	ws, got := nd.wsJoin(0, "")
+	_, pid := connectAnswer(t, got)
+	ws.send(`421["subscribe",["a","b"]]`)
+	ws.text()
+	ws.c.Closed()
+	sid := nd.handshake(1)
+	nd.post(1, sid, `40{"pid":"`+pid+`","offset":"not an id"}`)
+	nd.runUntil("the recovery", func() bool { return nd.sm.NotRecovered.Load() == 1 })
+	if _, pid2 := connectAnswer(t, nd.pollNow(1, sid).body); pid2 == pid || nd.sm.Kept.Load() != 0 {
+		t.Fatalf("pid %q after %q, kept %d", pid2, pid, nd.sm.Kept.Load())
+	}
+	if st := nd.hub.Stats(); st.Subscriptions != 2 {
+		t.Fatalf("%d subscriptions restored, want 2", st.Subscriptions)
+	}
+}
+
 // Nothing is kept when the client leaves or the server ends the session
 // with a DISCONNECT, without recovery, or past the recovery time; a
 // different user cannot take the state.
