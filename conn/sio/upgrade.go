@@ -174,7 +174,8 @@ func (h upHandler) Message(c *conn.Conn, op ws.OpCode, p []byte) {
 		}
 		h.e.shared.metrics.Upgrades.Add(1)
 		u.flags |= uUpgraded
-		u.Rearm(c) // the session's expiry replaces the upgrade deadline
+		u.BeatFrom(u.eng.lastPing) // the pings keep polling's cadence
+		u.Rearm(c)                 // the session's expiry replaces the upgrade deadline
 	default:
 		c.Close(codec.StatusProtocolError, "unexpected packet during upgrade")
 	}
@@ -359,6 +360,7 @@ type moveState struct {
 	topics      []string
 	connected   bool
 	connectLeft uint64 // ticks left to the connect deadline, before the CONNECT
+	pingAgo     uint64 // ticks since the session's last ping
 }
 
 // move moves the session eng of another loop here, onto the WebSocket c
@@ -387,8 +389,12 @@ func (eng *engine) detach(c *conn.Conn) (moveState, bool) {
 		topics:    eng.sock.sess.Topics(),
 		connected: eng.sock.flags&flagConnected != 0,
 	}
-	if now := eng.ep.loop.Now(); !st.connected && eng.sock.deadline > now {
+	now := eng.ep.loop.Now()
+	if !st.connected && eng.sock.deadline > now {
 		st.connectLeft = eng.sock.deadline - now
+	}
+	if now > eng.lastPing {
+		st.pingAgo = now - eng.lastPing
 	}
 	// Answers still to come would be sent on this loop, which the session
 	// leaves: send them now, ahead of the queue handed over.
@@ -407,6 +413,9 @@ func (e *endpoint) attach(c *conn.Conn, old *engine, st moveState, ok bool) {
 		return
 	}
 	eng := &engine{ep: e, sid: old.sid, idx: -1, probe: c, flags: eAttaching}
+	if now := e.loop.Now(); now > st.pingAgo {
+		eng.lastPing = now - st.pingAgo
+	}
 	eng.sock.aux = st.aux
 	if st.connected {
 		eng.sock.flags |= flagConnected
@@ -480,6 +489,7 @@ func (eng *engine) finishMove(c *conn.Conn, out []outPacket, alive bool) {
 	m.Upgrades.Add(1)
 	m.UpgradesMoved.Add(1)
 	u.flags = u.flags&^uMoving | uUpgraded
+	u.BeatFrom(eng.lastPing)
 	u.Rearm(c)
 	pend := u.pend
 	u.pend, u.pendLen = nil, 0

@@ -298,3 +298,31 @@ func TestFinishMoveDeduplicates(t *testing.T) {
 		m.Release()
 	}
 }
+
+// The WebSocket's heartbeat keeps polling's cadence: the first ping after
+// the upgrade comes a ping interval after the last one over polling, not
+// after the WebSocket opened (socket.io-client gives the server up after
+// pingInterval + pingTimeout without a ping), on the session's loop and
+// after a move to another loop.
+func TestPollingUpgradeKeepsPingCadence(t *testing.T) {
+	for _, loops := range []int{1, 2} {
+		nd := newPollNode(t, newTestBus(t), loops, fastConfig, Admission{}, session.Config{}, false)
+		sid := nd.join(0, "")
+		nd.advance(60 * time.Millisecond) // the last ping was at the handshake
+		ws, head := nd.upgradeWS(loops-1, sid)
+		if !strings.HasPrefix(head, "HTTP/1.1 101 ") {
+			t.Fatalf("upgrade answered %q", head)
+		}
+		ws.send("2probe")
+		nd.run()
+		if got := ws.text(); got != "3probe" {
+			t.Fatalf("probe answered %q", got)
+		}
+		ws.send("5")
+		nd.runUntil("the upgrade", func() bool { return nd.sm.Upgrades.Load() == 1 })
+		nd.advance(50 * time.Millisecond) // 110 ms after the last ping, 50 after the WebSocket opened
+		if got := ws.text(); got != "2" {
+			t.Fatalf("%d loops: the first ping on the WebSocket: %q", loops, got)
+		}
+	}
+}

@@ -166,6 +166,13 @@ func (w *Conn) Rearm(c *conn.Conn) {
 	}
 }
 
+// BeatFrom sets the wheel tick (of this loop) of the heartbeat's last
+// ping, for a connection with a Heartbeater that takes over a heartbeat
+// running elsewhere (a Socket.IO session moving from polling onto this
+// WebSocket): the next ping keeps its cadence instead of counting from
+// the WebSocket's opening. Follow it with Rearm. Loop goroutine only.
+func (w *Conn) BeatFrom(tick uint64) { w.lastActive = uint32(tick) }
+
 // nextBeat returns the ticks until the heartbeat's next step: the pong
 // check while a ping is unanswered, else the next ping. Without a
 // Heartbeater the next ping comes after PingInterval of silence from now
